@@ -1,0 +1,53 @@
+"""Generation and greedy accuracy on a test split."""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from . import task
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 512,
+             samples: int = 1, temperature: float | None = None) -> list[list[str]]:
+    """Completions for each prompt: greedy when temperature is None, else `samples` sampled ones."""
+    model.eval()
+    device = default_device()
+    model.to(device)
+    sampling = temperature is not None
+    out: list[list[str]] = []
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start : start + batch_size]
+        enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        generated = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=sampling,
+            temperature=temperature if sampling else None,
+            top_p=None,
+            top_k=None,
+            num_return_sequences=samples,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        texts = tokenizer.batch_decode(generated[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        out.extend(texts[i * samples : (i + 1) * samples] for i in range(len(batch)))
+    return out
+
+
+def greedy_eval(model, tokenizer, test: pd.DataFrame, max_new_tokens: int, batch_size: int = 512) -> pd.DataFrame:
+    """One row per test example: prompt, answer, completion, correct, reward."""
+    completions = [c[0] for c in generate(model, tokenizer, list(test["prompt"]), max_new_tokens, batch_size)]
+    answers = list(test["answer"])
+    return pd.DataFrame({
+        "prompt": test["prompt"].to_numpy(),
+        "answer": answers,
+        "completion": completions,
+        "correct": [task.is_correct(c, a) for c, a in zip(completions, answers)],
+        "reward": [task.reward(c, a) for c, a in zip(completions, answers)],
+    })

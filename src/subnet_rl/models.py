@@ -1,0 +1,140 @@
+"""Models and tokenizers: the embedded tiny causal LM, checkpoint I/O, and hub/local fetching."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_path
+
+SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "<eos>", "bos_token": "<bos>", "unk_token": "<unk>"}
+HUB_PATTERNS = ["*.safetensors", "*.json", "*.model", "*.txt", "*.tiktoken"]
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    """Shape of the embedded model (a Qwen2- or Llama-style decoder built with `from_config`)."""
+
+    architecture: str = "qwen2"
+    hidden_size: int = 128
+    intermediate_size: int = 256
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    max_positions: int = 32
+
+
+def build_char_tokenizer(alphabet: str):
+    """A character-level tokenizer made with the `tokenizers` library (offline, deterministic)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS.values())}
+    for ch in alphabet:
+        vocab.setdefault(ch, len(vocab))
+    core = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL_TOKENS["unk_token"]))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=core, padding_side="left", **SPECIAL_TOKENS)
+
+
+def build_tiny_model(spec: TinyModelSpec, tokenizer, seed: int):
+    """Randomly initialised causal LM with the given shape."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+    config_cls = {"qwen2": Qwen2Config, "llama": LlamaConfig}[spec.architecture]
+    config = config_cls(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_kv_heads,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, extra_json: dict | None = None) -> None:
+    """Save model (safetensors), tokenizer and extra JSON files into `out_dir`, atomically."""
+    with atomic_path(out_dir, directory=True) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        for filename, content in (extra_json or {}).items():
+            (tmp / filename).write_text(json.dumps(content, indent=2, default=str))
+
+
+def require_checkpoint(path: str | os.PathLike) -> Path:
+    """Fail early, naming the folder and the fix, when a checkpoint folder is missing or incomplete."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"checkpoint folder {path} does not exist; run the stage that creates it first")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} has no config.json: it is not a transformers checkpoint folder")
+    if not any(path.glob("*.safetensors")):
+        raise FileNotFoundError(f"{path} has no *.safetensors weights; re-save the checkpoint in safetensors format")
+    return path
+
+
+def load_tokenizer(path: str | os.PathLike):
+    """AutoTokenizer, except for our own tokenizers (AutoTokenizer would rebuild a Qwen2 one and drop chars)."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    config_file = Path(path) / "tokenizer_config.json"
+    if config_file.is_file() and json.loads(config_file.read_text()).get("tokenizer_class") in (
+        "PreTrainedTokenizerFast",
+        "TokenizersBackend",
+    ):
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_checkpoint(path: str | os.PathLike, precision: str = "fp32"):
+    """Load (model, tokenizer) from a checkpoint folder, weights in the given precision."""
+    from transformers import AutoModelForCausalLM
+
+    path = require_checkpoint(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=PRECISIONS[precision])
+    return model, load_tokenizer(path)
+
+
+def fetch_pretrained(source: str, name: str, out_dir: str | os.PathLike, revision: str | None = None,
+                     cache_dir: str | None = None) -> dict:
+    """Materialise a pretrained checkpoint (a local folder or a hub id) as a plain folder.
+
+    Returns provenance (source, name, resolved revision) to record next to the results.
+    """
+    if source == "local":
+        src = require_checkpoint(name)
+        resolved = revision
+    elif source == "hub":
+        from huggingface_hub import snapshot_download
+
+        src = Path(snapshot_download(repo_id=name, revision=revision, cache_dir=cache_dir,
+                                     allow_patterns=HUB_PATTERNS))
+        require_checkpoint(src)
+        resolved = src.name  # snapshot folders are named by commit hash
+    else:
+        raise ValueError(f"unknown model source {source!r}; use 'embedded', 'local' or 'hub'")
+    with atomic_path(out_dir, directory=True) as tmp:
+        shutil.copytree(src, tmp, symlinks=False)
+    return {"source": source, "name": name, "revision": resolved}

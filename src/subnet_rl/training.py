@@ -1,0 +1,122 @@
+"""RL and SFT training with TRL trainers (GRPO, DPO, continued SFT), optionally on a subnetwork."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pandas as pd
+import torch
+
+from . import task
+from .config import RunSpec
+from .masks import MaskFile
+from .models import PRECISIONS, load_checkpoint, save_checkpoint
+from .subnetwork import SubnetworkMask
+
+
+def hardware_args(precision: str) -> dict:
+    """TrainingArguments for this machine: GPU when present, bf16 autocast only where it is supported.
+
+    With precision 'bf16' the weights themselves are stored and updated in bf16 (so updates below one
+    bf16 ulp round away); with 'fp32' the weights stay fp32 and a capable GPU computes in bf16 autocast.
+    """
+    cuda = torch.cuda.is_available()
+    autocast = cuda and precision == "fp32" and torch.cuda.is_bf16_supported()
+    return {"use_cpu": not cuda, "bf16": autocast, "fp16": False}
+
+
+def addition_reward(prompts, completions, answer, **_) -> list[float]:
+    """GRPO reward function (TRL passes dataset columns as keyword arguments)."""
+    return [task.reward(c, a) for c, a in zip(completions, answer)]
+
+
+def _common_args(spec: RunSpec, output_dir: str) -> dict:
+    return dict(
+        output_dir=output_dir,
+        learning_rate=spec.lr,
+        max_steps=spec.steps,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        weight_decay=spec.weight_decay,
+        max_grad_norm=spec.max_grad_norm,
+        warmup_steps=spec.warmup_steps,
+        lr_scheduler_type="constant_with_warmup",
+        gradient_checkpointing=False,
+        logging_steps=max(1, spec.steps // 10),
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **hardware_args(spec.precision),
+    )
+
+
+def build_trainer(spec: RunSpec, model, tokenizer, train: pd.DataFrame, pairs: pd.DataFrame | None,
+                  output_dir: str, callbacks: list):
+    from datasets import Dataset
+
+    common = _common_args(spec, output_dir)
+    if spec.algorithm == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        data = Dataset.from_pandas(train.rename(columns={"answer": "completion"})[["prompt", "completion"]])
+        args = SFTConfig(per_device_train_batch_size=spec.batch_size, max_length=64, **common)
+        return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                          callbacks=callbacks)
+    if spec.algorithm == "grpo":
+        from trl import GRPOConfig, GRPOTrainer
+
+        data = Dataset.from_pandas(train[["prompt", "answer"]])
+        args = GRPOConfig(
+            per_device_train_batch_size=spec.batch_size * spec.num_generations,
+            num_generations=spec.num_generations,
+            max_completion_length=spec.max_new_tokens,
+            temperature=spec.temperature,
+            beta=spec.kl_beta,
+            **common,
+        )
+        return GRPOTrainer(model=model, reward_funcs=addition_reward, args=args, train_dataset=data,
+                           processing_class=tokenizer, callbacks=callbacks)
+    if spec.algorithm == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        if pairs is None:
+            raise ValueError(f"run {spec.name}: DPO needs preference pairs (prompt, chosen, rejected)")
+        data = Dataset.from_pandas(pairs[["prompt", "chosen", "rejected"]])
+        losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, spec.sft_weight]} if spec.sft_weight else {}
+        args = DPOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=64,
+                         **losses, **common)
+        return DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                          callbacks=callbacks)
+    raise ValueError(f"run {spec.name}: unknown algorithm {spec.algorithm!r}")
+
+
+def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike, out_dir: str | os.PathLike,
+          pairs: str | os.PathLike | None = None, mask: str | os.PathLike | None = None) -> dict:
+    """Train `spec` from the `start` checkpoint and save the result (atomically) to `out_dir`.
+
+    With `mask`, only the mask's entries are trained (subnetwork finetuning). Returns a summary.
+    """
+    torch.manual_seed(spec.seed)
+    model, tokenizer = load_checkpoint(start, spec.precision)
+    train_df = pd.read_parquet(train_data)
+    pairs_df = pd.read_parquet(pairs) if pairs is not None else None
+    callbacks = []
+    subnet = None
+    if mask is not None:
+        subnet = SubnetworkMask(model, MaskFile(mask))
+        callbacks.append(subnet)
+    with tempfile.TemporaryDirectory(prefix="subnet-rl-trainer-") as scratch:
+        trainer = build_trainer(spec, model, tokenizer, train_df, pairs_df, scratch, callbacks)
+        trainer.train()
+        model = trainer.model
+    # Trainers may upcast; store in the run's precision so diffs see what training produced.
+    model = model.to(PRECISIONS[spec.precision])
+    summary = {
+        "run": spec.as_dict(),
+        "subnetwork": None if subnet is None else {"trainable": subnet.trainable, "total": subnet.total},
+        "log_history": trainer.state.log_history,
+    }
+    save_checkpoint(model, tokenizer, out_dir, extra_json={"training.json": summary})
+    return summary
