@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,3 +71,52 @@ class WarmupSpec:
         return RunSpec(name="warmup", algorithm="sft", lr=self.lr, steps=self.steps, seed=self.seed,
                        dataset=self.dataset, batch_size=self.batch_size, warmup_steps=self.warmup_steps,
                        weight_decay=self.weight_decay)
+
+
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def coerce_scientific_notation(node: Any) -> Any:
+    """Turn strings like '1e-4' into floats, in place (YAML 1.1 reads a dot-less exponent as a string).
+
+    Anything else that is not a number (e.g. 'abc') stays a string, so schema validation names it.
+    """
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+            node[key] = float(value)
+        else:
+            coerce_scientific_notation(value)
+    return node
+
+
+def check_references(config: dict[str, Any]) -> None:
+    """Cross-field checks a JSON schema cannot express; each error names the key and the fix."""
+    datasets = set(config["datasets"])
+    warmup = config["model"].get("warmup")
+    if warmup and warmup["dataset"] not in datasets:
+        raise ValueError(f"model.warmup.dataset: {warmup['dataset']!r} is not under 'datasets' "
+                         f"(known: {sorted(datasets)})")
+    for name, run in config["runs"].items():
+        if run["dataset"] not in datasets:
+            raise ValueError(f"runs.{name}.dataset: {run['dataset']!r} is not under 'datasets' "
+                             f"(known: {sorted(datasets)})")
+        RunSpec.from_config(config, name)
+
+
+def sort_keys_in_place(node: Any) -> Any:
+    """Order every mapping by key, in place.
+
+    Snakemake compares a rule's params by their text, so reordering keys in the YAML (or a tool that
+    rewrites it) would otherwise rerun every stage although no setting changed.
+    """
+    if isinstance(node, dict):
+        items = sorted(node.items())
+        node.clear()
+        node.update(items)
+        for value in node.values():
+            sort_keys_in_place(value)
+    elif isinstance(node, list):
+        for value in node:
+            sort_keys_in_place(value)
+    return node

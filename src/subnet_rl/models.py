@@ -136,5 +136,5 @@ def fetch_pretrained(source: str, name: str, out_dir: str | os.PathLike, revisio
     else:
         raise ValueError(f"unknown model source {source!r}; use 'embedded', 'local' or 'hub'")
     with atomic_path(out_dir, directory=True) as tmp:
-        shutil.copytree(src, tmp, symlinks=False)
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
     return {"source": source, "name": name, "revision": resolved}

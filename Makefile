@@ -1,0 +1,45 @@
+# Two commands do all set-up: `make demo` runs the study in miniature, `make test` runs the tests.
+# Each creates .venv and installs the pinned environment (envs/) on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+CORES  ?= all
+
+.PHONY: demo test test-fast lint report clean
+
+$(STAMP): envs/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r envs/requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP) envs/requirements-test.txt
+	$(BIN)/python -m pip install --quiet -r envs/requirements-test.txt
+	touch $@
+
+## demo: the whole study on the embedded offline default (tables in results/tables/)
+demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES)
+
+## report: the Snakemake HTML report of the last run
+report: $(STAMP)
+	$(BIN)/snakemake --report results/report.html
+
+## test: the full test suite, end-to-end runs of the Snakefile included (grouped last)
+test: $(TEST_STAMP)
+	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -m e2e
+
+## test-fast: unit tests only
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -m "not e2e"
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,37 @@
+"""Glue for Snakemake script jobs: log capture and thread limits, in one place for every script."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from pathlib import Path
+
+
+@contextmanager
+def snakemake_job(snakemake) -> Iterator[None]:
+    """Send the job's Python output (and any traceback) to its log; use the job's thread count."""
+    log = Path(snakemake.log[0])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", buffering=1) as stream, redirect_stdout(stream), redirect_stderr(stream):
+        try:
+            import torch
+
+            torch.set_num_threads(max(1, int(snakemake.threads)))
+            yield
+        except BaseException:
+            traceback.print_exc()
+            raise
+
+
+def configure_hub_environment(config: dict) -> None:
+    """Keep Hugging Face caches with the results; go offline unless the config names a hub source.
+
+    Called when the Snakefile is parsed, so local jobs and Slurm jobs (which re-parse it) inherit it.
+    """
+    os.environ.setdefault("HF_HOME", str(Path("results/.cache/huggingface").resolve()))
+    uses_hub = config["model"]["source"] == "hub" or any(d["source"] == "hub" for d in config["datasets"].values())
+    if not uses_hub:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_DATASETS_OFFLINE"] = "1"

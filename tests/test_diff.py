@@ -1,0 +1,164 @@
+"""Diff counts against an independent brute-force reference, tensor by tensor and end to end."""
+
+import json
+import math
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from subnet_rl.checkpoints import CheckpointError
+from subnet_rl.cli import main
+from subnet_rl.diff import Criterion, default_criteria, describe, diff_checkpoints, sparsity, unchanged_masks
+
+DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.float8_e4m3fn,
+          torch.int64, torch.int32, torch.int8, torch.uint8, torch.bool]
+
+
+def bf16_of(x: float) -> float:
+    """Round a Python float to bf16 by hand (fp32 first, then round-to-nearest-even on the bit pattern)."""
+    if math.isnan(x):
+        return x
+    bits = struct.unpack("<I", struct.pack("<f", x))[0]
+    lower = bits & 0xFFFF
+    upper = bits >> 16
+    if lower > 0x8000 or (lower == 0x8000 and upper & 1):
+        upper += 1
+    return struct.unpack("<f", struct.pack("<I", (upper & 0xFFFF) << 16))[0]
+
+
+def bf16_bits(x: float) -> int:
+    return struct.unpack("<I", struct.pack("<f", bf16_of(x)))[0] >> 16
+
+
+def reference_counts(a: torch.Tensor, b: torch.Tensor, tolerances) -> dict[str, int]:
+    """Element by element in plain Python: the slow, obvious definition."""
+    xs = [float(v) for v in a.to(torch.float64).flatten().tolist()]
+    ys = [float(v) for v in b.to(torch.float64).flatten().tolist()]
+    raw_a = a.flatten().view(torch.uint8).tolist() if a.dtype.is_floating_point else a.flatten().tolist()
+    raw_b = b.flatten().view(torch.uint8).tolist() if b.dtype.is_floating_point else b.flatten().tolist()
+    size = a.element_size() if a.dtype.is_floating_point else 1
+    counts = {}
+    for tol in tolerances:
+        counts[f"tol={tol:g}"] = sum(abs(bf16_of(y) - bf16_of(x)) <= tol for x, y in zip(xs, ys))
+    counts["bf16_bitwise"] = sum(bf16_bits(x) == bf16_bits(y) for x, y in zip(xs, ys))
+    counts["exact"] = sum(raw_a[i * size:(i + 1) * size] == raw_b[i * size:(i + 1) * size] for i in range(len(xs)))
+    return counts
+
+
+def random_pair(dtype: torch.dtype, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    if dtype == torch.bool:
+        a = torch.rand(n, generator=g) > 0.5
+        return a, a ^ (torch.rand(n, generator=g) > 0.7)
+    if not dtype.is_floating_point:
+        a = torch.randint(0, 100, (n,), generator=g).to(dtype)
+        change = torch.rand(n, generator=g) > 0.6
+        return a, torch.where(change, a + 1, a).to(dtype)
+    base = torch.randn(n, generator=g, dtype=torch.float64) * 0.05
+    # A mix of untouched, tiny (below bf16 resolution), small and large changes.
+    scale = torch.tensor([0.0, 1e-9, 3e-7, 4e-6, 2e-5, 1e-2])[torch.randint(0, 6, (n,), generator=g)]
+    after = base + scale.to(torch.float64) * torch.randn(n, generator=g, dtype=torch.float64)
+    return base.to(dtype), after.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_counts_match_bruteforce_reference(dtype):
+    a, b = random_pair(dtype, 3000, seed=DTYPES.index(dtype))
+    tolerances = [1e-8, 1e-7, 1e-6, 1e-5]
+    got = {c.label: int(m.sum()) for c, m in unchanged_masks(a, b, default_criteria(tolerances)).items()}
+    assert got == reference_counts(a, b, tolerances)
+
+
+def test_criteria_are_not_trivial():
+    """The random pairs must separate the criteria, or the reference test proves little."""
+    a, b = random_pair(torch.float32, 3000, seed=1)
+    got = reference_counts(a, b, [1e-8, 1e-5])
+    assert 0 < got["exact"] < got["bf16_bitwise"] <= got["tol=1e-08"] < got["tol=1e-05"] < 3000
+
+
+def _write_pair(tmp_path, before: dict, after: dict):
+    save_file(before, tmp_path / "before.safetensors")
+    save_file(after, tmp_path / "after.safetensors")
+    return tmp_path / "before.safetensors", tmp_path / "after.safetensors"
+
+
+def test_diff_checkpoints_rows_and_sparsity(tmp_path):
+    before = {
+        "model.layers.0.self_attn.q_proj.weight": torch.zeros(4, 8),
+        "model.layers.1.mlp.up_proj.weight": torch.zeros(8, 4),
+        "model.norm.weight": torch.ones(4),
+    }
+    after = {k: v.clone() for k, v in before.items()}
+    after["model.layers.0.self_attn.q_proj.weight"][0, :3] = 1.0  # 3 of 32 changed
+    after["model.layers.1.mlp.up_proj.weight"][:, 0] = 1e-6       # 8 of 32 changed by < 1e-5
+    table = diff_checkpoints(*_write_pair(tmp_path, before, after))
+    row = table.set_index("name").loc["model.layers.0.self_attn.q_proj.weight"]
+    assert (row["layer"], row["module"], row["group"], row["numel"]) == (0, "q_proj", "attention", 32)
+    assert row["unchanged_tol=1e-05"] == 29
+    assert table.set_index("name").loc["model.norm.weight", "layer"] is pd_na()
+    s = sparsity(table)
+    assert s["tol=1e-05"] == pytest.approx((68 - 3) / 68)
+    assert s["tol=1e-07"] == pytest.approx((68 - 3 - 8) / 68)
+
+
+def pd_na():
+    import pandas as pd
+
+    return pd.NA
+
+
+def test_describe_groups():
+    assert describe("model.layers.3.mlp.down_proj.weight")["group"] == "mlp"
+    assert describe("model.layers.3.post_attention_layernorm.weight")["group"] == "norm"
+    assert describe("model.embed_tokens.weight") == {"layer": None, "module": "embed_tokens",
+                                                     "group": "embedding", "param": "weight"}
+
+
+def test_shape_mismatch_names_tensor_and_files(tmp_path):
+    before, after = _write_pair(tmp_path, {"w": torch.zeros(4, 4)}, {"w": torch.zeros(5, 4)})
+    with pytest.raises(CheckpointError, match=r"tensor w has shape \(4, 4\) in .*before.*\(5, 4\)"):
+        diff_checkpoints(before, after)
+
+
+def test_missing_tensor_is_an_error_not_a_silent_drop(tmp_path):
+    before, after = _write_pair(tmp_path, {"w": torch.zeros(2), "lm_head.weight": torch.zeros(2)}, {"w": torch.zeros(2)})
+    with pytest.raises(CheckpointError, match="only before: \\['lm_head.weight'\\]"):
+        diff_checkpoints(before, after)
+
+
+def test_corrupt_file_names_the_file(tmp_path):
+    before, after = _write_pair(tmp_path, {"w": torch.zeros(1000)}, {"w": torch.zeros(1000)})
+    data = after.read_bytes()
+    after.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="after.safetensors"):
+        diff_checkpoints(before, after)
+
+
+def test_criterion_parse_round_trip():
+    for c in default_criteria([1e-5, 3e-7]):
+        assert Criterion.parse(c.label) == c
+    with pytest.raises(ValueError):
+        Criterion("tolerance")
+
+
+def test_cli_json_and_out(tmp_path, capsys):
+    before, after = _write_pair(tmp_path, {"w": torch.zeros(10)}, {"w": torch.tensor([0.0] * 9 + [1.0])})
+    out = tmp_path / "d.parquet"
+    assert main(["diff", str(before), str(after), "-t", "1e-5", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["sparsity"]["tol=1e-05"] == pytest.approx(0.9)
+    assert summary["numel"] == 10 and out.is_file()
+
+
+def test_cli_error_exit_code(tmp_path, capsys):
+    assert main(["diff", str(tmp_path / "nope"), str(tmp_path / "nope2")]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_cli_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert "subnet-rl 0.1.0" in capsys.readouterr().out

@@ -1,0 +1,81 @@
+"""Embedded model building, checkpoint I/O, and the pretrained-model fetch paths (offline)."""
+
+import shutil
+
+import pytest
+import torch
+
+from subnet_rl import task
+from subnet_rl.models import (TinyModelSpec, build_char_tokenizer, build_tiny_model, fetch_pretrained,
+                              load_checkpoint, require_checkpoint, save_checkpoint)
+
+SMALL = TinyModelSpec(hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2, num_kv_heads=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    tokenizer = build_char_tokenizer(task.ALPHABET)
+    save_checkpoint(build_tiny_model(SMALL, tokenizer, seed=0), tokenizer, path)
+    return path
+
+
+def test_char_tokenizer_round_trip_keeps_every_character():
+    tok = build_char_tokenizer(task.ALPHABET)
+    ids = tok("07+93=001", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 9 and tok.decode(ids) == "07+93=001"
+    assert tok.eos_token == "<eos>" and tok.pad_token_id != tok.eos_token_id
+
+
+@pytest.mark.parametrize("architecture", ["qwen2", "llama"])
+def test_build_tiny_model_is_seeded(architecture):
+    tok = build_char_tokenizer(task.ALPHABET)
+    spec = TinyModelSpec(**{**SMALL.__dict__, "architecture": architecture})
+    a, b = build_tiny_model(spec, tok, seed=1), build_tiny_model(spec, tok, seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert a.config.model_type == architecture
+
+
+def test_checkpoint_round_trip_and_precision(tiny_checkpoint):
+    model, tok = load_checkpoint(tiny_checkpoint, "bf16")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    assert tok.decode(tok("12+34=", add_special_tokens=False)["input_ids"]) == "12+34="
+    assert not list(tiny_checkpoint.parent.glob(".tiny.*.tmp")), "temporary folder left behind"
+
+
+def test_require_checkpoint_messages(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        require_checkpoint(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        require_checkpoint(tmp_path)
+
+
+def test_fetch_local_folder(tiny_checkpoint, tmp_path):
+    info = fetch_pretrained("local", str(tiny_checkpoint), tmp_path / "out")
+    assert info["source"] == "local"
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == (tiny_checkpoint / "model.safetensors").read_bytes()
+
+
+def test_fetch_hub_resolves_a_prepopulated_cache_offline(tiny_checkpoint, tmp_path, monkeypatch):
+    """The real snapshot_download call, answered from a hub-layout cache with HF_HUB_OFFLINE=1."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "cache" / "models--someorg--tiny-model"
+    shutil.copytree(tiny_checkpoint, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    info = fetch_pretrained("hub", "someorg/tiny-model", tmp_path / "out", cache_dir=str(tmp_path / "cache"))
+    assert info == {"source": "hub", "name": "someorg/tiny-model", "revision": commit}
+    model, _ = load_checkpoint(tmp_path / "out")
+    assert model.config.hidden_size == SMALL.hidden_size
+
+
+def test_fetch_hub_offline_without_cache_fails_clearly(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(Exception, match="(?i)offline|cache|connection"):
+        fetch_pretrained("hub", "someorg/absent", tmp_path / "out", cache_dir=str(tmp_path / "cache"))
+    assert not (tmp_path / "out").exists()

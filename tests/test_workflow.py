@@ -1,0 +1,115 @@
+"""End-to-end runs of the Snakefile on the test config (.test/config.yaml): the whole study in seconds.
+
+Grouped under the `e2e` marker; `make test` runs them after the unit tests.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+TEST_CONFIG = REPO / ".test" / "config.yaml"
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = TEST_CONFIG, timeout: int = 900):
+    cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", "2", *args]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+
+
+def planned_outputs(dry_run_stdout: str) -> set[str]:
+    outputs = set()
+    for line in dry_run_stdout.splitlines():
+        match = re.match(r"^\s+output: (.*)$", line)
+        if match:
+            outputs.update(match.group(1).split(", "))
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def completed_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("e2e")
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return workdir
+
+
+def test_tables_hold_real_numbers(completed_run):
+    tables = completed_run / "results" / "tables"
+    sparsity = pd.read_csv(tables / "sparsity.csv")
+    assert set(sparsity["run"]) == {"sft-from-init", "grpo-a", "grpo-b", "dpo-a", "sft-a"}
+    values = sparsity.filter(like="sparsity ")
+    assert list(values.columns) == ["sparsity tol=1e-08", "sparsity tol=1e-07", "sparsity tol=1e-06",
+                                    "sparsity tol=1e-05", "sparsity bf16_bitwise", "sparsity exact"]
+    assert values.notna().all().all() and ((values >= 0) & (values <= 100)).all().all()
+    # Tolerances nest: a looser tolerance never counts fewer entries unchanged.
+    assert (values["sparsity tol=1e-05"] >= values["sparsity tol=1e-08"]).all()
+    assert sparsity["accuracy_after"].between(0, 100).all()
+
+    subnet = pd.read_csv(tables / "subnetwork.csv")
+    assert list(subnet["run"]) == ["grpo-a"]
+    assert 0 < subnet.loc[0, "subnetwork (% of entries)"] <= 100
+    assert subnet.loc[0, "equal tol=0.0001 (%)"] >= subnet.loc[0, "equal tol=1e-05 (%)"] > 0
+
+    overlap = pd.read_csv(tables / "overlap.csv")
+    assert len(overlap) == 6  # every pair of 4 runs
+    assert overlap[["o1", "o2", "random_o1", "random_o2"]].notna().all().all()
+    assert (tables / "sparsity.md").read_text().startswith("# Update sparsity")
+
+
+def test_nothing_to_do_after_a_complete_run(completed_run):
+    result = snakemake(completed_run, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert not planned_outputs(result.stdout)
+
+
+def test_changing_one_lr_reruns_only_that_run_and_its_dependents(completed_run, tmp_path):
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config["runs"]["grpo-a"]["lr"] = 5.0e-4
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = snakemake(completed_run, "-n", configfile=changed)
+    assert result.returncode == 0, result.stderr[-3000:]
+    planned = planned_outputs(result.stdout)
+    assert {
+        "results/checkpoints/full/grpo-a", "results/masks/grpo-a.safetensors",
+        "results/checkpoints/subnet/grpo-a", "results/diff/full/grpo-a.parquet",
+        "results/eval/full/grpo-a.parquet", "results/overlap/pairs.parquet",
+    } <= planned
+    unrelated = {p for p in planned if "grpo-a" not in p and not p.startswith(("results/overlap/", "results/tables/"))}
+    assert not unrelated, f"jobs outside grpo-a's downstream were planned: {sorted(unrelated)}"
+
+
+def test_lint_is_clean():
+    result = subprocess.run([str(SNAKEMAKE), "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("mutate,key", [
+    (lambda c: c.update(unknown_setting=1), "unknown_setting"),
+    (lambda c: c["runs"]["grpo-a"].update(lr_typo=1.0e-3), "lr_typo"),
+    (lambda c: c["runs"]["grpo-a"].update(lr="abc"), "lr"),
+])
+def test_bad_config_fails_before_any_job_and_writes_nothing(tmp_path, mutate, key):
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    mutate(config)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = snakemake(workdir, configfile=bad)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert key in output and ("abc" in output if key == "lr" else True)
+    assert not (workdir / "results").exists()

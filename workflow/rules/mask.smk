@@ -1,0 +1,19 @@
+rule mask:
+    input:
+        before=START,
+        after="results/checkpoints/full/{run}",
+    output:
+        "results/masks/{run}.safetensors",
+    params:
+        criterion=config["mask"],
+    resources:
+        mem_mb=resource("diff", "mem_mb", 2000),
+        runtime=resource("diff", "runtime", 20),
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/mask/{run}.log",
+    benchmark:
+        "results/benchmarks/mask/{run}.tsv"
+    script:
+        "../scripts/mask.py"

@@ -1,0 +1,21 @@
+rule preference_pairs:
+    input:
+        start=START,
+        train=lambda wildcards: dataset_file(wildcards.dataset, "train"),
+    output:
+        "results/pairs/{dataset}.parquet",
+    params:
+        sampling=config["preference_pairs"],
+    threads: resource("evaluate", "threads", 1)
+    resources:
+        gpu=resource("evaluate", "gpu", 0),
+        mem_mb=resource("evaluate", "mem_mb", 2000),
+        runtime=resource("evaluate", "runtime", 20),
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/pairs/{dataset}.log",
+    benchmark:
+        "results/benchmarks/pairs/{dataset}.tsv"
+    script:
+        "../scripts/preference_pairs.py"

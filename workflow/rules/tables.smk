@@ -1,0 +1,38 @@
+rule tables:
+    input:
+        run_diffs=expand("results/diff/full/{run}.parquet", run=RUNS),
+        warmup_diff=["results/diff/base/start.parquet"] if WARMUP else [],
+        evals=[f"results/eval/{v}/{n}.parquet" for v, n in evaluated_checkpoints()],
+        subnet_diffs=expand("results/diff/subnet_vs_full/{run}.parquet", run=SUBNET_RUNS),
+        subnet_checkpoints=expand("results/checkpoints/subnet/{run}", run=SUBNET_RUNS),
+        overlap="results/overlap/pairs.parquet",
+    output:
+        sparsity_md=report(
+            "results/tables/sparsity.md",
+            caption="../report/sparsity.rst",
+            category="Tables",
+        ),
+        sparsity_csv="results/tables/sparsity.csv",
+        subnetwork_md=report(
+            "results/tables/subnetwork.md",
+            caption="../report/subnetwork.rst",
+            category="Tables",
+        ),
+        subnetwork_csv="results/tables/subnetwork.csv",
+        overlap_md=report(
+            "results/tables/overlap.md",
+            caption="../report/overlap.rst",
+            category="Tables",
+        ),
+        overlap_csv="results/tables/overlap.csv",
+    params:
+        runs={run: run_spec(run).as_dict() for run in RUNS},
+        warmup=config["model"].get("warmup"),
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/tables.log",
+    benchmark:
+        "results/benchmarks/tables.tsv"
+    script:
+        "../scripts/tables.py"

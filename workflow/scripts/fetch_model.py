@@ -1,0 +1,6 @@
+from subnet_rl.jobs import snakemake_job
+from subnet_rl.models import fetch_pretrained
+
+with snakemake_job(snakemake):
+    p = snakemake.params
+    print(fetch_pretrained(p.source, p.name, snakemake.output[0], p.revision, p.cache_dir))

@@ -1,0 +1,8 @@
+from subnet_rl.config import RunSpec
+from subnet_rl.jobs import snakemake_job
+from subnet_rl.training import train
+
+with snakemake_job(snakemake):
+    spec = RunSpec(**snakemake.params.spec)
+    train(spec, snakemake.input.start, snakemake.input.train, snakemake.output[0],
+          pairs=snakemake.input.get("pairs"), mask=snakemake.input.get("mask"))
