@@ -1,5 +1,6 @@
 """Embedded model building, checkpoint I/O, and the pretrained-model fetch paths (offline)."""
 
+import json
 import shutil
 
 import pytest
@@ -68,6 +69,7 @@ def test_fetch_hub_resolves_a_prepopulated_cache_offline(tiny_checkpoint, tmp_pa
     (repo / "refs" / "main").write_text(commit)
     info = fetch_pretrained("hub", "someorg/tiny-model", tmp_path / "out", cache_dir=str(tmp_path / "cache"))
     assert info == {"source": "hub", "name": "someorg/tiny-model", "revision": commit}
+    assert json.loads((tmp_path / "out" / "provenance.json").read_text()) == info
     model, _ = load_checkpoint(tmp_path / "out")
     assert model.config.hidden_size == SMALL.hidden_size
 

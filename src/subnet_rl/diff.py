@@ -23,7 +23,8 @@ _INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 @dataclass(frozen=True)
 class Criterion:
-    """How 'unchanged' is decided: |Δ| <= tolerance on bf16 values, bf16 bitwise, or exact (stored dtype)."""
+    """How 'unchanged' is decided: |Δ| <= tolerance on bf16 values, bf16 bitwise, or exact (stored dtype,
+    the narrower of the two when they differ)."""
 
     kind: str
     tolerance: float | None = None
@@ -54,8 +55,13 @@ def default_criteria(tolerances=DEFAULT_TOLERANCES) -> list[Criterion]:
 
 
 def _bits_equal(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Bitwise equality in the stored dtype; across dtypes, in the narrower one (what training started from
+    when, say, an fp32 start checkpoint is trained with bf16 weights)."""
     if a.dtype != b.dtype:
-        return a.to(torch.float64) == b.to(torch.float64)
+        if not (a.dtype.is_floating_point and b.dtype.is_floating_point):
+            return a.to(torch.float64) == b.to(torch.float64)
+        narrow = min((a.dtype, b.dtype), key=lambda d: torch.empty(0, dtype=d).element_size())
+        a, b = a.to(narrow), b.to(narrow)
     if a.dtype.is_floating_point:
         view = _INT_VIEW[a.element_size()]
         return a.view(view) == b.view(view)

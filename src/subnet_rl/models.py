@@ -121,7 +121,7 @@ def fetch_pretrained(source: str, name: str, out_dir: str | os.PathLike, revisio
                      cache_dir: str | None = None) -> dict:
     """Materialise a pretrained checkpoint (a local folder or a hub id) as a plain folder.
 
-    Returns provenance (source, name, resolved revision) to record next to the results.
+    Provenance (source, name, resolved revision) is returned and saved as provenance.json in the folder.
     """
     if source == "local":
         src = require_checkpoint(name)
@@ -135,6 +135,8 @@ def fetch_pretrained(source: str, name: str, out_dir: str | os.PathLike, revisio
         resolved = src.name  # snapshot folders are named by commit hash
     else:
         raise ValueError(f"unknown model source {source!r}; use 'embedded', 'local' or 'hub'")
+    provenance = {"source": source, "name": name, "revision": resolved}
     with atomic_path(out_dir, directory=True) as tmp:
         shutil.copytree(src, tmp, dirs_exist_ok=True)
-    return {"source": source, "name": name, "revision": resolved}
+        (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2))
+    return provenance

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pandas as pd
 
@@ -57,9 +59,16 @@ def overlap_table(pairs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def trainable_fraction(subnet_checkpoint: str | os.PathLike) -> float:
+    """Share of entries a subnetwork run trained, as recorded by the training stage."""
+    counts = json.loads((Path(subnet_checkpoint) / "training.json").read_text())["subnetwork"]
+    return counts["trainable"] / counts["total"]
+
+
 def write_table(df: pd.DataFrame, md_path: str | os.PathLike, csv_path: str | os.PathLike, title: str) -> None:
     """Markdown with 2 decimals (learning rates in scientific notation), CSV at full precision."""
     shown = df.assign(lr=df["lr"].map(lambda v: f"{v:.0e}")) if "lr" in df else df
-    body = shown.to_markdown(index=False, floatfmt=".2f") if not df.empty else "_(no rows)_"
+    as_text = [list(df.columns).index("lr")] if "lr" in df else []
+    body = shown.to_markdown(index=False, floatfmt=".2f", disable_numparse=as_text) if not df.empty else "_(no rows)_"
     write_text(f"# {title}\n\n{body}\n", md_path)
     write_text(df.to_csv(index=False), csv_path)

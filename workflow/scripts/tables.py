@@ -1,10 +1,15 @@
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from subnet_rl.jobs import snakemake_job
-from subnet_rl.tables import overlap_table, sparsity_table, subnetwork_table, write_table
+from subnet_rl.tables import (
+    overlap_table,
+    sparsity_table,
+    subnetwork_table,
+    trainable_fraction,
+    write_table,
+)
 
 
 def by_name(paths):
@@ -17,10 +22,7 @@ with snakemake_job(snakemake):
     run_diffs = {name: pd.read_parquet(p) for name, p in by_name(inp.run_diffs).items()}
     warmup_diff = pd.read_parquet(inp.warmup_diff[0]) if inp.warmup_diff else None
     subnet_diffs = {name: pd.read_parquet(p) for name, p in by_name(inp.subnet_diffs).items()}
-    trainable = {}
-    for ckpt in inp.subnet_checkpoints:
-        counts = json.loads((Path(ckpt) / "training.json").read_text())["subnetwork"]
-        trainable[Path(ckpt).name] = counts["trainable"] / counts["total"]
+    trainable = {Path(ckpt).name: trainable_fraction(ckpt) for ckpt in inp.subnet_checkpoints}
 
     write_table(sparsity_table(runs, run_diffs, accuracy, snakemake.params.warmup, warmup_diff),
                 out.sparsity_md, out.sparsity_csv, "Update sparsity (% of entries unchanged)")

@@ -1,0 +1,44 @@
+import pandas as pd
+import pytest
+
+from subnet_rl.tables import overlap_table, sparsity_table, subnetwork_table, write_table
+
+
+def _diff(unchanged_tol, unchanged_exact, numel=100):
+    return pd.DataFrame({"name": ["w"], "numel": [numel], "unchanged_tol=1e-05": [unchanged_tol],
+                         "unchanged_exact": [unchanged_exact]})
+
+
+RUNS = {"g": {"algorithm": "grpo", "regime": "paper", "lr": 1e-6, "steps": 10, "precision": "bf16", "seed": 1},
+        "s": {"algorithm": "sft", "regime": "paper", "lr": 1e-6, "steps": 10, "precision": "fp32", "seed": 1}}
+ACC = {("base", "init"): 0.0, ("base", "start"): 0.4, ("full", "g"): 0.5, ("full", "s"): 0.45, ("subnet", "g"): 0.55}
+
+
+def test_sparsity_table_rows_and_percentages():
+    table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC,
+                           warmup={"lr": 1e-3, "steps": 5, "seed": 0}, warmup_diff=_diff(1, 0))
+    assert list(table["run"]) == ["sft-from-init", "g", "s"]
+    g = table.set_index("run").loc["g"]
+    assert g["sparsity tol=1e-05"] == pytest.approx(90.0) and g["sparsity exact"] == pytest.approx(80.0)
+    assert (g["accuracy_before"], g["accuracy_after"]) == pytest.approx((40.0, 50.0))
+
+
+def test_subnetwork_table_uses_tolerance_columns_only():
+    table = subnetwork_table(RUNS, ACC, {"g": _diff(95, 50)}, {"g": 0.1})
+    row = table.iloc[0]
+    assert row["subnetwork (% of entries)"] == pytest.approx(10.0)
+    assert row["accuracy_subnetwork"] == pytest.approx(55.0) and row["equal tol=1e-05 (%)"] == pytest.approx(95.0)
+    assert "equal exact (%)" not in table.columns
+
+
+def test_write_table_formats_lr_and_keeps_csv_precise(tmp_path):
+    table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC)
+    write_table(table, tmp_path / "t.md", tmp_path / "t.csv", "Title")
+    assert "1e-06" in (tmp_path / "t.md").read_text()
+    assert pd.read_csv(tmp_path / "t.csv")["lr"].iloc[0] == pytest.approx(1e-6)
+
+
+def test_overlap_table_in_percent():
+    pairs = pd.DataFrame([{"run_1": "a", "run_2": "b", "sparsity_1": 0.5, "sparsity_2": 0.25, "o1": 0.6,
+                           "random_o1": 0.75, "o2": 0.4, "random_o2": 0.5, "jaccard": 0.3, "random_jaccard": 0.2}])
+    assert overlap_table(pairs).iloc[0]["o1"] == pytest.approx(60.0)
