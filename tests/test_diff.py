@@ -10,7 +10,8 @@ from safetensors.torch import save_file
 
 from subnet_rl.checkpoints import CheckpointError
 from subnet_rl.cli import main
-from subnet_rl.diff import Criterion, default_criteria, describe, diff_checkpoints, sparsity, unchanged_masks
+from subnet_rl.diff import (Criterion, default_criteria, describe, diff_checkpoints, skipped, sparsity,
+                            unchanged_masks)
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.float8_e4m3fn,
           torch.int64, torch.int32, torch.int8, torch.uint8, torch.bool]
@@ -41,7 +42,8 @@ def reference_counts(a: torch.Tensor, b: torch.Tensor, tolerances) -> dict[str, 
     size = a.element_size() if a.dtype.is_floating_point else 1
     counts = {}
     for tol in tolerances:
-        counts[f"tol={tol:g}"] = sum(abs(bf16_of(y) - bf16_of(x)) <= tol for x, y in zip(xs, ys))
+        counts[f"tol={tol:g}"] = sum(bf16_bits(x) == bf16_bits(y) or abs(bf16_of(y) - bf16_of(x)) <= tol
+                                     for x, y in zip(xs, ys))
     counts["bf16_bitwise"] = sum(bf16_bits(x) == bf16_bits(y) for x, y in zip(xs, ys))
     counts["exact"] = sum(raw_a[i * size:(i + 1) * size] == raw_b[i * size:(i + 1) * size] for i in range(len(xs)))
     return counts
@@ -116,16 +118,27 @@ def test_describe_groups():
                                                      "group": "embedding", "param": "weight"}
 
 
-def test_shape_mismatch_names_tensor_and_files(tmp_path):
-    before, after = _write_pair(tmp_path, {"w": torch.zeros(4, 4)}, {"w": torch.zeros(5, 4)})
-    with pytest.raises(CheckpointError, match=r"tensor w has shape \(4, 4\) in .*before.*\(5, 4\)"):
-        diff_checkpoints(before, after)
+def test_resized_vocabulary_is_compared_on_shared_rows_and_reported(tmp_path):
+    before = {"model.embed_tokens.weight": torch.zeros(4, 3), "w": torch.zeros(2)}
+    after = {"model.embed_tokens.weight": torch.zeros(6, 3), "w": torch.zeros(2)}
+    after["model.embed_tokens.weight"][1, 0] = 1.0  # one change in the shared rows
+    table = diff_checkpoints(*_write_pair(tmp_path, before, after)).set_index("name")
+    row = table.loc["model.embed_tokens.weight"]
+    assert (row["status"], row["numel"], row["numel_skipped"]) == ("resized", 12, 6)
+    assert list(row["shape"]) == [4, 3] and list(row["shape_after"]) == [6, 3]
+    assert row["unchanged_tol=1e-05"] == 11
+    assert sparsity(table.reset_index())["tol=1e-05"] == pytest.approx(13 / 14)
+    assert skipped(table.reset_index()) == [{"name": "model.embed_tokens.weight", "status": "resized", "numel_skipped": 6}]
 
 
-def test_missing_tensor_is_an_error_not_a_silent_drop(tmp_path):
-    before, after = _write_pair(tmp_path, {"w": torch.zeros(2), "lm_head.weight": torch.zeros(2)}, {"w": torch.zeros(2)})
-    with pytest.raises(CheckpointError, match="only before: \\['lm_head.weight'\\]"):
-        diff_checkpoints(before, after)
+def test_tensors_on_one_side_or_of_other_shapes_are_listed_not_dropped(tmp_path):
+    before, after = _write_pair(tmp_path, {"w": torch.zeros(2), "extra": torch.zeros(5), "m": torch.zeros(2, 3)},
+                                {"w": torch.zeros(2), "new": torch.zeros(7), "m": torch.zeros(2, 4)})
+    table = diff_checkpoints(before, after)
+    status = dict(zip(table["name"], table["status"]))
+    assert status == {"extra": "only_before", "m": "shape_mismatch", "new": "only_after", "w": "compared"}
+    assert dict(zip(table["name"], table["numel_skipped"])) == {"extra": 5, "m": 8, "new": 7, "w": 0}
+    assert sparsity(table)["exact"] == 1.0
 
 
 def test_corrupt_file_names_the_file(tmp_path):

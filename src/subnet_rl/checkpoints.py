@@ -1,88 +1,88 @@
-"""Streaming access to safetensors checkpoints: one tensor at a time, never a whole model in memory."""
+"""Checkpoints as a map from tensor name to where its bytes are: single files, folders, sharded folders.
+
+Nothing is loaded here; `tensorfile.ChunkReader` reads the bytes, a chunk at a time.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
-import torch
+from .tensorfile import TensorEntry, TensorFileError, read_header
+
+CheckpointError = TensorFileError
+TIED_PAIRS = (("lm_head.weight", "model.embed_tokens.weight"), ("lm_head.weight", "transformer.wte.weight"))
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read as asked; the message names the file and the fix."""
+def _index_file(folder: Path) -> Path | None:
+    indexes = sorted(folder.glob("*.safetensors.index.json"))
+    if len(indexes) > 1:
+        raise CheckpointError(f"{folder} holds several safetensors indexes {[i.name for i in indexes]}; keep one")
+    return indexes[0] if indexes else None
 
 
-def weight_files(path: str | os.PathLike) -> list[Path]:
-    """The safetensors files of a checkpoint folder, or the file itself."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise CheckpointError(f"{path} does not exist; pass a checkpoint folder or a .safetensors file")
-    files = sorted(path.glob("*.safetensors"))
-    if not files:
-        raise CheckpointError(f"{path} holds no *.safetensors files; convert the checkpoint to safetensors first")
-    return files
-
-
-class StreamingCheckpoint:
-    """Maps tensor names to files lazily; `get` loads a single tensor."""
+class Checkpoint:
+    """Tensor entries of a checkpoint folder (sharded through its index, or not) or a single file."""
 
     def __init__(self, path: str | os.PathLike):
-        from safetensors import safe_open
-
         self.path = Path(path)
-        self._stack = ExitStack()
-        self._where: dict[str, object] = {}
-        for file in weight_files(path):
-            try:
-                handle = self._stack.enter_context(safe_open(file, framework="pt"))
-            except Exception as err:  # safetensors raises its own error types for bad headers
-                self._stack.close()
-                raise CheckpointError(f"{file} is not a readable safetensors file ({err}); "
-                                      "re-download or re-save it") from err
-            for name in handle.keys():
-                if name in self._where:
-                    raise CheckpointError(f"{file}: tensor {name} also appears in another shard of {self.path}")
-                self._where[name] = handle
+        self.config: dict = {}
+        self.entries: dict[str, TensorEntry] = {}
+        self.metadata: dict[str, dict[str, str]] = {}
+        if self.path.is_file():
+            self._add_file(self.path)
+            return
+        if not self.path.is_dir():
+            raise CheckpointError(f"{self.path} does not exist; pass a checkpoint folder or a .safetensors file")
+        if (self.path / "config.json").is_file():
+            self.config = json.loads((self.path / "config.json").read_text())
+        index = _index_file(self.path)
+        if index is not None:
+            self._add_indexed(index)
+        else:
+            files = sorted(self.path.glob("*.safetensors"))
+            if not files:
+                raise CheckpointError(f"{self.path} holds no *.safetensors files; convert the checkpoint to "
+                                      "safetensors first")
+            for file in files:
+                self._add_file(file)
 
-    def names(self) -> list[str]:
-        return sorted(self._where)
+    def _add_file(self, file: Path) -> dict[str, TensorEntry]:
+        entries, metadata = read_header(file)
+        for name in entries:
+            if name in self.entries:
+                raise CheckpointError(f"{file}: tensor {name} also appears in {self.entries[name].file.name}")
+        self.entries.update(entries)
+        self.metadata[file.name] = metadata
+        return entries
 
-    def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self._where[name].get_slice(name).get_shape())
+    def _add_indexed(self, index: Path) -> None:
+        weight_map: dict[str, str] = json.loads(index.read_text())["weight_map"]
+        for shard in sorted(set(weight_map.values())):
+            file = self.path / shard
+            if not file.is_file():
+                raise CheckpointError(f"{index} lists shard {shard}, which is missing from {self.path}; "
+                                      "re-download the checkpoint")
+            entries = self._add_file(file)
+            for name in entries:
+                if weight_map.get(name) != shard:
+                    raise CheckpointError(f"{file} holds {name}, which {index.name} places in "
+                                          f"{weight_map.get(name)}; the index and the shards disagree")
+        missing = sorted(set(weight_map) - set(self.entries))
+        if missing:
+            raise CheckpointError(f"{index.name} lists tensors no shard holds: {missing[:5]}; re-download")
 
-    def get(self, name: str) -> torch.Tensor:
-        try:
-            return self._where[name].get_tensor(name)
-        except Exception as err:
-            raise CheckpointError(f"{self.path}: cannot read tensor {name} ({err}); the file may be truncated "
-                                  "or corrupt: re-download or re-save it") from err
+    @property
+    def files(self) -> list[Path]:
+        return sorted({e.file for e in self.entries.values()})
 
-    def close(self) -> None:
-        self._stack.close()
+    @property
+    def nbytes(self) -> int:
+        return sum(e.nbytes for e in self.entries.values())
 
-    def __enter__(self) -> "StreamingCheckpoint":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def paired_tensors(before: StreamingCheckpoint, after: StreamingCheckpoint) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
-    """Yield (name, before, after) tensor pairs one at a time, after checking that the two match."""
-    only_before = sorted(set(before.names()) - set(after.names()))
-    only_after = sorted(set(after.names()) - set(before.names()))
-    if only_before or only_after:
-        raise CheckpointError(
-            f"{before.path} and {after.path} hold different tensors "
-            f"(only before: {only_before[:5]}, only after: {only_after[:5]}); diff checkpoints of one architecture"
-        )
-    for name in before.names():
-        if before.shape(name) != after.shape(name):
-            raise CheckpointError(f"tensor {name} has shape {before.shape(name)} in {before.path} but "
-                                  f"{after.shape(name)} in {after.path}; diff checkpoints of one architecture")
-    for name in before.names():
-        yield name, before.get(name), after.get(name)
+    def tied_duplicates(self) -> dict[str, str]:
+        """Stored copies of tied weights (name -> the tensor it ties to), to count each weight once."""
+        if not self.config.get("tie_word_embeddings", False):
+            return {}
+        return {copy: source for copy, source in TIED_PAIRS if copy in self.entries and source in self.entries}

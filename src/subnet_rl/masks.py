@@ -1,4 +1,9 @@
-"""Bit-packed update masks (1 bit per parameter) stored as safetensors of uint8."""
+"""Bit-packed update masks (1 bit per parameter, True = entry updated) stored as safetensors of uint8.
+
+A mask is one `.safetensors` file, or a folder of them mirroring a sharded checkpoint (one mask file
+per checkpoint shard, same file names). Both are written incrementally, chunk by chunk, and read back
+chunk by chunk, so a 70B model's 8.75 GB of bits is never in memory at once.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path
+from .checkpoints import Checkpoint
+from .diff import COMPARED, DEFAULT_CHUNK_BYTES, Criterion, compare_pair, pair_tensors
+from .tensorfile import ChunkReader, StreamingWriter, TensorEntry, element_chunks, read_header
 
 FORMAT = "subnet-rl-mask/1"
 
@@ -31,38 +39,79 @@ def popcount(packed: torch.Tensor) -> int:
     return int(np.bitwise_count(packed.numpy()).sum(dtype=np.int64))
 
 
-def save_masks(masks: dict[str, torch.Tensor], path: str | os.PathLike, criterion: str) -> None:
-    """Save boolean masks (True = entry updated) bit-packed, with their shapes in the header."""
-    from safetensors.torch import save_file
+def _packed_bytes(shape: tuple[int, ...]) -> int:
+    return (int(np.prod(shape, dtype=np.int64)) + 7) // 8
 
-    packed = {name: pack(m) for name, m in masks.items()}
-    metadata = {
-        "format": FORMAT,
-        "criterion": criterion,
-        "shapes": json.dumps({name: list(m.shape) for name, m in masks.items()}),
-    }
+
+def _writer(path: Path, shapes: dict[str, tuple[int, ...]], criterion: str) -> StreamingWriter:
+    metadata = {"format": FORMAT, "criterion": criterion,
+                "shapes": json.dumps({name: list(shape) for name, shape in shapes.items()})}
+    return StreamingWriter(path, {name: ("U8", (_packed_bytes(s),)) for name, s in shapes.items()}, metadata)
+
+
+def save_masks(masks: dict[str, torch.Tensor], path: str | os.PathLike, criterion: str) -> None:
+    """Save in-memory boolean masks (True = entry updated) as one mask file."""
     with atomic_path(path) as tmp:
-        save_file(packed, tmp, metadata=metadata)
+        writer = _writer(tmp, {name: tuple(m.shape) for name, m in masks.items()}, criterion)
+        for name, mask in masks.items():
+            writer.write(name, pack(mask))
+        writer.close()
+
+
+def extract_masks(before: str | os.PathLike, after: str | os.PathLike, criterion: Criterion,
+                  out: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> dict:
+    """Write the updated-entry mask of a checkpoint pair, streaming.
+
+    `out` ending in .safetensors gives one file; any other path a folder with one mask file per shard
+    of `before`. Masks cover parameters that were compared (resized tensors: their shared rows).
+    """
+    ckpt_before = Checkpoint(before)
+    pairs = [p for p in pair_tensors(ckpt_before, Checkpoint(after)) if p.role == "param" and p.status in COMPARED]
+    single = str(out).endswith(".safetensors")
+    groups: dict[str, list] = {}
+    for pair in pairs:
+        groups.setdefault(Path(out).name if single else pair.before.file.name, []).append(pair)
+    updated = total = 0
+    with ChunkReader(chunk_bytes) as reader, atomic_path(out, directory=not single) as tmp:
+        for filename, group in groups.items():
+            writer = _writer(tmp if single else tmp / filename, {p.name: p.compared_shape for p in group},
+                             criterion.label)
+            for pair in group:
+                itemsize = max(pair.before.itemsize, pair.after.itemsize)
+                counts = compare_pair(pair, reader, [criterion], max(8, chunk_bytes // itemsize),
+                                      on_mask=lambda unchanged, name=pair.name: writer.write(name, pack(~unchanged)))
+                updated += pair.numel - counts[criterion]
+                total += pair.numel
+            writer.close()
+    return {"updated": updated, "total": total, "density": updated / total if total else float("nan")}
 
 
 class MaskFile:
-    """Read a mask file tensor by tensor (packed), so memory stays bounded by one tensor."""
+    """A mask file or folder of mask files, read tensor by tensor or chunk by chunk."""
 
     def __init__(self, path: str | os.PathLike):
-        from safetensors import safe_open
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"mask file {self.path} does not exist; run the mask stage first")
-        try:
-            self._file = safe_open(self.path, framework="pt")
-            metadata = self._file.metadata() or {}
-        except Exception as err:  # safetensors raises its own error types for corrupt headers
-            raise ValueError(f"{self.path} is not a readable safetensors mask file ({err}); delete it and rerun") from err
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"{self.path} is not a subnet-rl mask (format {metadata.get('format')!r}, want {FORMAT!r})")
-        self.criterion = metadata["criterion"]
-        self.shapes: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in json.loads(metadata["shapes"]).items()}
+        if self.path.is_dir():
+            files = sorted(self.path.glob("*.safetensors"))
+        elif self.path.is_file():
+            files = [self.path]
+        else:
+            raise FileNotFoundError(f"mask {self.path} does not exist; run the mask stage first")
+        if not files:
+            raise FileNotFoundError(f"mask folder {self.path} holds no .safetensors files; rerun the mask stage")
+        self.entries: dict[str, TensorEntry] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        criteria = set()
+        for file in files:
+            entries, metadata = read_header(file)
+            if metadata.get("format") != FORMAT:
+                raise ValueError(f"{file} is not a subnet-rl mask (format {metadata.get('format')!r}, want {FORMAT!r})")
+            criteria.add(metadata["criterion"])
+            self.entries.update(entries)
+            self.shapes.update({k: tuple(v) for k, v in json.loads(metadata["shapes"]).items()})
+        if len(criteria) != 1:
+            raise ValueError(f"mask {self.path} mixes criteria {sorted(criteria)}; rerun the mask stage")
+        self.criterion = criteria.pop()
 
     def names(self) -> list[str]:
         return sorted(self.shapes)
@@ -70,27 +119,16 @@ class MaskFile:
     def mask_numel(self, name: str) -> int:
         return int(np.prod(self.shapes[name], dtype=np.int64))
 
-    def packed(self, name: str) -> torch.Tensor:
-        return self._file.get_tensor(name)
+    def packed_chunks(self, name: str, reader: ChunkReader, slot: int = 0) -> Iterator[torch.Tensor]:
+        entry = self.entries[name]
+        for start, stop in element_chunks(entry.numel, reader.chunk_bytes):
+            yield reader.read(entry, start, stop, slot)
 
     def mask(self, name: str) -> torch.Tensor:
-        return unpack(self.packed(name), self.shapes[name])
+        entry = self.entries[name]
+        with ChunkReader(entry.nbytes) as reader:
+            return unpack(reader.read(entry, 0, entry.numel).clone(), self.shapes[name])
 
     def items(self) -> Iterator[tuple[str, torch.Tensor]]:
         for name in self.names():
             yield name, self.mask(name)
-
-
-def extract_masks(before: str | os.PathLike, after: str | os.PathLike, criterion, out: str | os.PathLike) -> dict:
-    """Write the updated-entry mask (True = changed under `criterion`) of a checkpoint pair."""
-    from .checkpoints import StreamingCheckpoint, paired_tensors
-    from .diff import unchanged_masks
-
-    masks = {}
-    with StreamingCheckpoint(before) as a, StreamingCheckpoint(after) as b:
-        for name, ta, tb in paired_tensors(a, b):
-            masks[name] = ~unchanged_masks(ta, tb, [criterion])[criterion]
-    save_masks(masks, out, criterion.label)
-    updated = sum(int(m.sum()) for m in masks.values())
-    total = sum(m.numel() for m in masks.values())
-    return {"updated": updated, "total": total, "density": updated / total}

@@ -12,6 +12,7 @@ import os
 import pandas as pd
 
 from .masks import MaskFile, popcount
+from .tensorfile import ChunkReader
 
 
 def _ratio(num: float, den: float) -> float:
@@ -38,8 +39,8 @@ def overlap_stats(n: int, size1: int, size2: int, intersection: int) -> dict[str
     }
 
 
-def mask_overlap(path1: str | os.PathLike, path2: str | os.PathLike) -> dict[str, float]:
-    """Stream two mask files tensor by tensor (bitwise AND on packed bytes)."""
+def mask_overlap(path1: str | os.PathLike, path2: str | os.PathLike, chunk_bytes: int = 64 * 2**20) -> dict[str, float]:
+    """Stream two masks chunk by chunk (bitwise AND and popcount on packed bytes)."""
     m1, m2 = MaskFile(path1), MaskFile(path2)
     if m1.shapes != m2.shapes:
         raise ValueError(f"masks {path1} and {path2} cover different tensors or shapes; "
@@ -47,12 +48,13 @@ def mask_overlap(path1: str | os.PathLike, path2: str | os.PathLike) -> dict[str
     if m1.criterion != m2.criterion:
         raise ValueError(f"masks {path1} ({m1.criterion}) and {path2} ({m2.criterion}) use different criteria")
     n = size1 = size2 = inter = 0
-    for name in m1.names():
-        p1, p2 = m1.packed(name), m2.packed(name)
-        n += m1.mask_numel(name)
-        size1 += popcount(p1)
-        size2 += popcount(p2)
-        inter += popcount(p1 & p2)
+    with ChunkReader(chunk_bytes) as reader:
+        for name in m1.names():
+            n += m1.mask_numel(name)
+            for p1, p2 in zip(m1.packed_chunks(name, reader, 0), m2.packed_chunks(name, reader, 1)):
+                size1 += popcount(p1)
+                size2 += popcount(p2)
+                inter += popcount(p1 & p2)
     return overlap_stats(n, size1, size2, inter)
 
 

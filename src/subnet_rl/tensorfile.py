@@ -1,0 +1,203 @@
+"""Chunked reading and streaming writing of safetensors files, with memory bounded by one chunk.
+
+`safetensors.safe_open` memory-maps whole files: every page it touches counts in the process's
+resident memory until the file is closed, so diffing two 70B checkpoints through it grows the
+footprint with the model. Here the (tiny, documented) safetensors layout is read with `pread` into
+reusable chunk buffers instead, after validating the header against the file's size, and masks are
+written header-first so their bits can be appended chunk by chunk. Files stay plain safetensors:
+`safetensors` itself writes our test inputs and reads what we write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+}
+MAX_HEADER_BYTES = 100_000_000
+
+
+class TensorFileError(ValueError):
+    """A safetensors file that cannot be trusted; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """Where one tensor's bytes live."""
+
+    name: str
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    file: Path
+    offset: int  # absolute byte offset of the tensor's data in `file`
+    nbytes: int
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def itemsize(self) -> int:
+        return torch.empty(0, dtype=self.dtype).element_size()
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, TensorEntry], dict[str, str]]:
+    """Parse and validate a safetensors header: known dtypes, consistent sizes, data inside the file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise TensorFileError(f"{path} is {size} bytes: too short for a safetensors file; "
+                                      "re-download or re-save it")
+            (header_len,) = struct.unpack("<Q", prefix)
+            if header_len > MAX_HEADER_BYTES or 8 + header_len > size:
+                raise TensorFileError(f"{path}: header length {header_len} does not fit the file's {size} bytes; "
+                                      "the file is truncated or not safetensors: re-download or re-save it")
+            header = json.loads(f.read(header_len))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TensorFileError(f"{path}: cannot read a safetensors header ({err}); re-download or re-save it") from err
+    data_start = 8 + header_len
+    metadata = header.pop("__metadata__", None) or {}
+    entries: dict[str, TensorEntry] = {}
+    end_of_data = 0
+    for name, info in header.items():
+        try:
+            dtype = DTYPES[info["dtype"]]
+            shape = tuple(int(d) for d in info["shape"])
+            begin, end = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise TensorFileError(f"{path}: tensor {name} has an unsupported or malformed entry {info} ({err})") from err
+        entry = TensorEntry(name, dtype, shape, path, data_start + begin, end - begin)
+        if min(shape, default=1) < 0 or end < begin or entry.nbytes != entry.numel * entry.itemsize:
+            raise TensorFileError(f"{path}: tensor {name} claims {end - begin} bytes for shape {shape} "
+                                  f"of {info['dtype']}; the header is corrupt: re-download or re-save the file")
+        end_of_data = max(end_of_data, end)
+        entries[name] = entry
+    if data_start + end_of_data > size:
+        raise TensorFileError(f"{path} is truncated: its header needs {data_start + end_of_data} bytes, the file "
+                              f"has {size}; re-download or re-save it")
+    return entries, metadata
+
+
+class ChunkReader:
+    """Reads element ranges of tensors into reused buffers (pread: no memory map, no page growth)."""
+
+    def __init__(self, chunk_bytes: int):
+        self.chunk_bytes = chunk_bytes
+        self._buffers: list[torch.Tensor] = []
+        self._fds: dict[Path, int] = {}
+
+    def _fd(self, file: Path) -> int:
+        if file not in self._fds:
+            self._fds[file] = os.open(file, os.O_RDONLY)
+        return self._fds[file]
+
+    def read(self, entry: TensorEntry, start: int, stop: int, slot: int = 0) -> torch.Tensor:
+        """Elements [start, stop) of the flattened tensor, as a 1-D tensor that lives until the next
+        read into the same slot."""
+        nbytes = (stop - start) * entry.itemsize
+        while len(self._buffers) <= slot:
+            self._buffers.append(torch.empty(0, dtype=torch.uint8))
+        if self._buffers[slot].numel() < nbytes:
+            self._buffers[slot] = torch.empty(max(nbytes, self.chunk_bytes), dtype=torch.uint8)
+        buf = self._buffers[slot][:nbytes]
+        view = memoryview(buf.numpy())
+        offset = entry.offset + start * entry.itemsize
+        done = 0
+        fd = self._fd(entry.file)
+        while done < nbytes:
+            got = os.preadv(fd, [view[done:]], offset + done)
+            if got <= 0:
+                raise TensorFileError(f"{entry.file}: unexpected end of file reading tensor {entry.name}; "
+                                      "the file is truncated: re-download or re-save it")
+            done += got
+        return buf.view(entry.dtype)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        self._buffers.clear()
+
+    def __enter__(self) -> "ChunkReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def element_chunks(numel: int, chunk_elems: int, align: int = 1) -> Iterator[tuple[int, int]]:
+    """[start, stop) ranges covering numel elements; every boundary but the last is a multiple of align."""
+    step = max(align, chunk_elems // align * align)
+    for start in range(0, numel, step):
+        yield start, min(numel, start + step)
+
+
+class StreamingWriter:
+    """Writes a safetensors file whose tensor sizes are known up front, data appended in order.
+
+    The header is written first, then each tensor's bytes as they are produced, into a temporary file
+    that the caller renames into place (see `atomic.atomic_path`).
+    """
+
+    def __init__(self, path: str | os.PathLike, tensors: dict[str, tuple[str, tuple[int, ...]]],
+                 metadata: dict[str, str] | None = None):
+        header: dict[str, object] = {}
+        if metadata:
+            header["__metadata__"] = metadata
+        offset = 0
+        self._order = []
+        for name, (dtype, shape) in tensors.items():
+            nbytes = torch.empty(0, dtype=DTYPES[dtype]).element_size()
+            for d in shape:
+                nbytes *= d
+            header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+            self._order.append((name, nbytes))
+            offset += nbytes
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)
+        self._file = open(path, "wb")
+        self._file.write(struct.pack("<Q", len(raw)) + raw)
+        self._next = 0
+        self._written = 0
+        self._advance()
+
+    def _advance(self) -> None:
+        while self._next < len(self._order) and self._written == self._order[self._next][1]:
+            self._next += 1
+            self._written = 0
+
+    def write(self, name: str, data: torch.Tensor) -> None:
+        """Append bytes of tensor `name` (tensors in declaration order, each possibly in several pieces)."""
+        if self._next >= len(self._order):
+            raise RuntimeError(f"wrote {name} after every declared tensor was complete")
+        expected, nbytes = self._order[self._next]
+        if name != expected:
+            raise RuntimeError(f"wrote {name} while {expected} is unfinished")
+        raw = data.contiguous().view(torch.uint8).numpy()
+        if self._written + raw.nbytes > nbytes:
+            raise RuntimeError(f"{name}: more bytes than declared ({self._written + raw.nbytes} > {nbytes})")
+        self._file.write(raw.data)
+        self._written += raw.nbytes
+        self._advance()
+
+    def close(self) -> None:
+        unfinished = [n for n, _ in self._order[self._next:]]
+        self._file.close()
+        if unfinished:
+            raise RuntimeError(f"closed with tensors unwritten: {unfinished[:5]}")
