@@ -145,7 +145,6 @@ def test_fp8_pair_compares_dequantized_values_and_stored_bytes(tmp_path, chunk_b
     within = same_bf16 | ((deq2.to(torch.bfloat16).float() - deq1.to(torch.bfloat16).float()).abs() <= 1e-5)
     assert row["unchanged_tol=1e-05"] == int(within.sum())
     assert row["unchanged_exact"] == 300 * 260 - 2  # stored bytes: only the two edited entries differ
-    rescaled_nonzero = int((deq1[128:256, 128:256] != 0).sum())  # zeros stay zero under any scale
-    assert row["unchanged_tol=1e-05"] <= 300 * 260 - rescaled_nonzero
+    assert row["unchanged_tol=1e-05"] < 300 * 260 - 16000  # the rescaled 128 x 128 block counts as changed
     assert table.loc["layers.0.mlp.up_proj.weight_scale_inv", "role"] == "scale"
     assert sparsity(table.reset_index())["exact"] == pytest.approx((300 * 260 - 2) / (300 * 260))
