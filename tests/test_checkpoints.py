@@ -8,7 +8,8 @@ from safetensors.torch import save_file
 
 from subnet_rl import task
 from subnet_rl.checkpoints import Checkpoint, CheckpointError
-from subnet_rl.diff import FP8_BLOCK, _dequantize, default_criteria, diff_checkpoints, sparsity
+from subnet_rl.diff import FP8_BLOCK, default_criteria, diff_checkpoints, sparsity
+from subnet_rl.floats import dequantize
 from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model
 
 SPEC = TinyModelSpec(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, num_kv_heads=1)
@@ -127,11 +128,12 @@ def test_fp8_dequantisation_matches_blockwise_reference():
     g = torch.Generator().manual_seed(3)
     weight = torch.randn(300, 260, generator=g).to(torch.float8_e4m3fn)
     scale = torch.rand(3, 3, generator=g)
-    reference = reference_dequantize(weight, scale)
-    assert torch.equal(_dequantize(weight.reshape(-1), scale, 260, 0).reshape(300, 260), reference)
+    reference = reference_dequantize(weight, scale).numpy()
+    raw, scale = weight.view(torch.uint8).numpy(), scale.numpy()
+    assert (dequantize(raw.reshape(-1), "F8_E4M3", scale, 260, 0).reshape(300, 260) == reference).all()
     # A chunk that starts at row 128 (block-aligned, as the diff chunks it).
-    chunk = _dequantize(weight[128:256].reshape(-1), scale, 260, 128).reshape(128, 260)
-    assert torch.equal(chunk, reference[128:256])
+    chunk = dequantize(raw[128:256].reshape(-1), "F8_E4M3", scale, 260, 128).reshape(128, 260)
+    assert (chunk == reference[128:256]).all()
 
 
 @pytest.mark.parametrize("chunk_bytes", [2**30, FP8_BLOCK * 260])

@@ -184,3 +184,15 @@ def test_exact_across_dtypes_compares_in_the_narrower_dtype():
     after[0] += 0.5
     masks = unchanged_masks(before, after, [Criterion("exact")])
     assert masks[Criterion("exact")].tolist() == [False, True, True, True]
+
+
+def test_cli_mask_and_skipped_in_json(tmp_path, capsys):
+    before, after = _write_pair(tmp_path, {"w": torch.zeros(10), "gone": torch.zeros(3)},
+                                {"w": torch.tensor([0.0] * 9 + [1.0])})
+    assert main(["diff", str(before), str(after), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["skipped"] == [{"name": "gone", "status": "only_before", "numel_skipped": 3}]
+    assert summary["numel"] == 10
+    out = tmp_path / "mask.safetensors"
+    assert main(["mask", str(before), str(after), "--out", str(out), "--threads", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["updated"] == 1 and out.is_file()

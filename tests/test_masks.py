@@ -1,29 +1,38 @@
+import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load_file as load_numpy
 from safetensors.torch import save_file
 
-from subnet_rl.diff import Criterion
+from subnet_rl import task
+from subnet_rl.diff import Criterion, diff_checkpoints
 from subnet_rl.masks import MaskFile, extract_masks, pack, popcount, save_masks, unpack
+from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model
+from subnet_rl.overlap import mask_overlap
+
+TOL = Criterion("tolerance", 1e-5)
 
 
 @pytest.mark.parametrize("shape", [(1,), (7,), (8,), (9,), (3, 5), (4, 16, 3)])
 def test_pack_unpack_round_trip(shape):
-    mask = torch.rand(shape, generator=torch.Generator().manual_seed(len(shape))) > 0.5
+    mask = np.random.default_rng(len(shape)).random(shape) > 0.5
     packed = pack(mask)
-    assert packed.dtype == torch.uint8 and packed.numel() == (mask.numel() + 7) // 8
-    assert torch.equal(unpack(packed, shape), mask)
+    assert packed.dtype == np.uint8 and packed.size == (mask.size + 7) // 8
+    assert (unpack(packed, shape) == mask).all()
     assert popcount(packed) == int(mask.sum())
+    assert (pack(torch.from_numpy(mask)) == packed).all()  # torch masks pack the same
 
 
 def test_save_and_read_masks(tmp_path):
-    masks = {"a": torch.tensor([[True, False, True], [False, False, True]]), "b": torch.ones(13, dtype=torch.bool)}
+    masks = {"a": np.array([[True, False, True], [False, False, True]]), "b": np.ones(13, dtype=bool)}
     path = tmp_path / "m.safetensors"
     save_masks(masks, path, "tol=1e-05")
-    assert path.stat().st_size < 300  # bits, not bytes: 2 + 2 packed bytes plus the header
+    assert path.stat().st_size < 300  # bits, not bytes: 1 + 2 packed bytes plus the header
+    assert load_numpy(path)["a"].tolist() == [0b00100101]  # plain safetensors, readable by the library
     read = MaskFile(path)
     assert read.criterion == "tol=1e-05" and read.names() == ["a", "b"]
     for name, mask in read.items():
-        assert torch.equal(mask, masks[name])
+        assert (mask == masks[name]).all()
 
 
 def test_extract_masks_marks_changed_entries(tmp_path):
@@ -34,14 +43,58 @@ def test_extract_masks_marks_changed_entries(tmp_path):
     save_file(before, tmp_path / "b.safetensors")
     save_file(after, tmp_path / "a.safetensors")
     out = tmp_path / "mask.safetensors"
-    stats = extract_masks(tmp_path / "b.safetensors", tmp_path / "a.safetensors", Criterion("tolerance", 1e-5), out)
+    stats = extract_masks(tmp_path / "b.safetensors", tmp_path / "a.safetensors", TOL, out)
     assert stats == {"updated": 1, "total": 17, "density": 1 / 17}
     masks = dict(MaskFile(out).items())
-    expected = torch.zeros(3, 4, dtype=torch.bool)
+    expected = np.zeros((3, 4), dtype=bool)
     expected[1, 2] = True
-    assert torch.equal(masks["w"], expected) and not masks["v"].any()
+    assert (masks["w"] == expected).all() and not masks["v"].any()
     extract_masks(tmp_path / "b.safetensors", tmp_path / "a.safetensors", Criterion("exact"), out)
     assert dict(MaskFile(out).items())["v"][0]
+
+
+@pytest.fixture(scope="module")
+def sharded_pair(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sharded")
+    tok = build_char_tokenizer(task.ALPHABET)
+    spec = TinyModelSpec(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, num_kv_heads=1)
+    for name, seed in (("before", None), ("after", 1), ("other", 2)):
+        model = build_tiny_model(spec, tok, seed=0)
+        if seed is not None:
+            g = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(torch.where(torch.rand(p.shape, generator=g) < 0.3, 1e-2, 0.0))
+        model.save_pretrained(root / name, max_shard_size="20KB")
+        model.save_pretrained(root / f"{name}-single")
+    return root
+
+
+def test_sharded_masks_mirror_shards_and_match_single_file(sharded_pair, tmp_path):
+    root = sharded_pair
+    folder = tmp_path / "mask-folder"
+    stats = extract_masks(root / "before", root / "after", TOL, folder, chunk_bytes=1000)
+    shards = sorted(p.name for p in (root / "before").glob("*.safetensors"))
+    assert sorted(p.name for p in folder.glob("*.safetensors")) == shards
+    single = tmp_path / "single.safetensors"
+    assert extract_masks(root / "before-single", root / "after-single", TOL, single) == stats
+    by_shard, whole = MaskFile(folder), MaskFile(single)
+    assert by_shard.names() == whole.names()
+    for name in whole.names():
+        assert (by_shard.mask(name) == whole.mask(name)).all()
+    diff = diff_checkpoints(root / "before", root / "after", [TOL])
+    assert stats["updated"] == int(diff["numel"].sum() - diff["unchanged_tol=1e-05"].sum())
+
+
+def test_overlap_streams_over_mask_shards(sharded_pair, tmp_path):
+    root = sharded_pair
+    extract_masks(root / "before", root / "after", TOL, tmp_path / "m1")
+    extract_masks(root / "before", root / "other", TOL, tmp_path / "m2")
+    m1, m2 = MaskFile(tmp_path / "m1"), MaskFile(tmp_path / "m2")
+    a = np.concatenate([m1.mask(n).ravel() for n in m1.names()])
+    b = np.concatenate([m2.mask(n).ravel() for n in m2.names()])
+    stats = mask_overlap(tmp_path / "m1", tmp_path / "m2", chunk_bytes=64)  # many chunks per tensor
+    assert (stats["updated_1"], stats["updated_2"], stats["intersection"]) == (a.sum(), b.sum(), (a & b).sum())
 
 
 def test_not_a_mask_file(tmp_path):

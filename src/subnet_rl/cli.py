@@ -1,4 +1,7 @@
-"""`subnet-rl`: the diff engine for people who only want update sparsity of two checkpoints."""
+"""`subnet-rl`: the diff engine for people who only want update sparsity or masks of two checkpoints.
+
+Start-up stays cheap (NumPy only; pandas only to write a table), so it scales from a laptop to 70B pairs.
+"""
 
 from __future__ import annotations
 
@@ -9,40 +12,68 @@ import sys
 from . import __version__
 
 
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("before", help="checkpoint folder (sharded or not) or .safetensors file")
+    parser.add_argument("after", help="checkpoint folder (sharded or not) or .safetensors file")
+    parser.add_argument("--chunk-mb", type=float, default=16, help="bytes per tensor chunk in memory (default 16)")
+    parser.add_argument("--threads", type=int, default=None, help="worker threads (default: cores, at most 4)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="subnet-rl", description=__doc__)
     parser.add_argument("--version", action="version", version=f"subnet-rl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    diff = sub.add_parser("diff", help="update sparsity between two checkpoints (folders or .safetensors files)")
-    diff.add_argument("before")
-    diff.add_argument("after")
+    diff = sub.add_parser("diff", help="update sparsity between two checkpoints")
+    _common(diff)
     diff.add_argument("--tolerance", "-t", type=float, action="append", metavar="T",
                       help="absolute tolerance on bf16 values (repeatable; default 1e-8 1e-7 1e-6 1e-5)")
     diff.add_argument("--out", metavar="F.parquet", help="write the per-tensor table here")
-    diff.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
+    diff.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    mask = sub.add_parser("mask", help="bit-packed mask of updated entries (a file, or a folder mirroring shards)")
+    _common(mask)
+    mask.add_argument("--out", required=True, metavar="PATH",
+                      help="a .safetensors file, or a folder with one mask file per checkpoint shard")
+    mask.add_argument("--criterion", default="tol=1e-05", help="tol=T, bf16_bitwise or exact (default tol=1e-05)")
     return parser
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from .atomic import write_parquet
-    from .diff import DEFAULT_TOLERANCES, default_criteria, diff_checkpoints, sparsity
+    from .diff import DEFAULT_TOLERANCES, default_criteria, diff_rows, skipped, sparsity
 
-    table = diff_checkpoints(args.before, args.after, default_criteria(args.tolerance or DEFAULT_TOLERANCES))
+    rows = diff_rows(args.before, args.after, default_criteria(args.tolerance or DEFAULT_TOLERANCES),
+                     int(args.chunk_mb * 2**20), args.threads)
     if args.out:
-        write_parquet(table, args.out)
+        import pandas as pd
+
+        from .atomic import write_parquet
+
+        write_parquet(pd.DataFrame(rows), args.out)
     summary = {
         "before": args.before,
         "after": args.after,
-        "tensors": len(table),
-        "numel": int(table["numel"].sum()),
-        "sparsity": sparsity(table),
+        "tensors": len(rows),
+        "numel": sum(r["numel"] for r in rows if r["role"] == "param"),
+        "sparsity": sparsity(rows),
+        "skipped": skipped(rows),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{summary['tensors']} tensors, {summary['numel']:,} entries")
+        print(f"{summary['tensors']} tensors, {summary['numel']:,} parameter entries compared")
         for label, value in summary["sparsity"].items():
             print(f"  sparsity [{label}]: {100 * value:.2f}%")
+        for s in summary["skipped"]:
+            print(f"  not fully compared: {s['name']} ({s['status']}, {s['numel_skipped']:,} entries skipped)")
+    return 0
+
+
+def _mask(args: argparse.Namespace) -> int:
+    from .diff import Criterion
+    from .masks import extract_masks
+
+    stats = extract_masks(args.before, args.after, Criterion.parse(args.criterion), args.out,
+                          int(args.chunk_mb * 2**20))
+    print(json.dumps({"out": args.out, "criterion": args.criterion, **stats}, indent=2))
     return 0
 
 
@@ -51,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
 
     try:
-        return _diff(args)
+        return {"diff": _diff, "mask": _mask}[args.command](args)
     except (CheckpointError, FileNotFoundError) as err:
         print(f"subnet-rl: error: {err}", file=sys.stderr)
         return 2

@@ -14,20 +14,22 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import pandas as pd
-import torch
+import numpy as np
 
 from .checkpoints import Checkpoint
+from .floats import FP8, bf16_bits_to_f32, dequantize, f32_to_bf16_bits, narrower_bits, to_bf16_bits, to_float32
 from .tensorfile import ChunkReader, TensorEntry, element_chunks
 
 DEFAULT_TOLERANCES = (1e-8, 1e-7, 1e-6, 1e-5)
-DEFAULT_CHUNK_BYTES = 64 * 2**20
+DEFAULT_CHUNK_BYTES = 16 * 2**20
 FP8_BLOCK = 128
 _LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
-_INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 _SCALE_SUFFIXES = ("_scale_inv", "_scale")
 COMPARED = ("compared", "resized")
 
@@ -65,68 +67,67 @@ def default_criteria(tolerances=DEFAULT_TOLERANCES) -> list[Criterion]:
     return [Criterion("tolerance", float(t)) for t in tolerances] + [Criterion("bf16_bitwise"), Criterion("exact")]
 
 
-def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty(0, dtype=dtype).element_size()
+def _values64(raw: np.ndarray, dtype: str) -> np.ndarray:
+    return to_float32(raw, dtype).astype(np.float64) if dtype in FP8 or dtype == "BF16" else raw.astype(np.float64)
 
 
-def _bits_equal(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Bitwise equality in the stored dtype; across float dtypes, in the narrower one (what training
-    started from when, say, an fp32 start checkpoint is trained with bf16 weights)."""
-    if a.dtype != b.dtype:
-        if not (a.dtype.is_floating_point and b.dtype.is_floating_point):
-            return a.to(torch.float64) == b.to(torch.float64)
-        narrow = min((a.dtype, b.dtype), key=_itemsize)
-        a, b = a.to(narrow), b.to(narrow)
-    if a.dtype.is_floating_point:
-        view = _INT_VIEW[a.element_size()]
-        return a.view(view) == b.view(view)
-    return a == b
-
-
-def _exact_is_bf16_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    narrow = min((a.dtype, b.dtype), key=_itemsize) if a.dtype != b.dtype else a.dtype
-    return narrow == torch.bfloat16 and a.dtype.is_floating_point and b.dtype.is_floating_point
-
-
-def _compare(stored_a: torch.Tensor, stored_b: torch.Tensor, values_a: torch.Tensor, values_b: torch.Tensor,
-             criteria: list[Criterion], want_masks: bool) -> dict[Criterion, torch.Tensor | int]:
+def _compare(stored_a: np.ndarray, a_dtype: str, stored_b: np.ndarray, b_dtype: str, bits_a: np.ndarray,
+             bits_b: np.ndarray, criteria: list[Criterion], want_masks: bool) -> dict[Criterion, np.ndarray | int]:
     """Unchanged counts (or boolean masks) per criterion for one chunk.
 
-    `values_*` are the values to compare (bf16 casts, or dequantized fp8); `stored_*` the stored ones,
-    for the exact criterion. |Δ| is computed only where the bf16 bits differ: in sparse updates that is
-    a small share of the entries.
+    `bits_*` are the compared values as bf16 bit patterns (bf16 casts, or dequantized fp8 rounded to
+    bf16); `stored_*` the stored values, for the exact criterion. |Δ| is computed only where the bf16
+    bits differ, which in sparse updates is a small share of the entries.
     """
-    a16, b16 = values_a.to(torch.bfloat16), values_b.to(torch.bfloat16)
-    same = a16.view(torch.int16) == b16.view(torch.int16)
-    n_same = int(same.sum())
-    delta = None
-    out: dict[Criterion, torch.Tensor | int] = {}
+    changed = bits_a != bits_b
+    n_same = changed.size - int(np.count_nonzero(changed))
+    where = None
+    out: dict[Criterion, np.ndarray | int] = {}
     for criterion in criteria:
         if criterion.kind == "tolerance":
-            if delta is None:
-                changed = ~same
-                delta = (b16[changed].to(torch.float32) - a16[changed].to(torch.float32)).abs()
+            if where is None:
+                where = np.flatnonzero(changed)
+                delta = np.abs(bf16_bits_to_f32(bits_b[where]) - bf16_bits_to_f32(bits_a[where]))
             within = delta <= criterion.tolerance
             if want_masks:
-                mask = same.clone()
-                mask[changed] = within
+                mask = ~changed
+                mask[where] = within
                 out[criterion] = mask
             else:
-                out[criterion] = n_same + int(within.sum())
-        elif criterion.kind == "bf16_bitwise":
-            out[criterion] = same if want_masks else n_same
-        elif _exact_is_bf16_bits(stored_a, stored_b):
-            out[criterion] = same if want_masks else n_same
+                out[criterion] = n_same + int(np.count_nonzero(within))
+        elif criterion.kind == "bf16_bitwise" or (a_dtype == b_dtype == "BF16"):
+            out[criterion] = ~changed if want_masks else n_same
         else:
-            equal = _bits_equal(stored_a, stored_b)
-            out[criterion] = equal if want_masks else int(equal.sum())
+            as_bits = narrower_bits(stored_a, a_dtype, stored_b, b_dtype)
+            equal = (as_bits[0] == as_bits[1]) if as_bits is not None else (
+                _values64(stored_a, a_dtype) == _values64(stored_b, b_dtype))
+            out[criterion] = equal if want_masks else int(np.count_nonzero(equal))
     return out
 
 
-def unchanged_masks(before: torch.Tensor, after: torch.Tensor, criteria: list[Criterion]) -> dict[Criterion, torch.Tensor]:
-    """Boolean 'entry unchanged' tensors of two whole tensors, one per criterion."""
-    masks = _compare(before.reshape(-1), after.reshape(-1), before.reshape(-1), after.reshape(-1), criteria, True)
-    return {c: m.reshape(before.shape) for c, m in masks.items()}
+_TORCH_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
+                 "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL",
+                 "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2"}
+
+
+def as_stored(tensor) -> tuple[np.ndarray, str]:
+    """A torch tensor as (flat NumPy storage, safetensors dtype name), the form the engine compares."""
+    import torch
+
+    dtype = _TORCH_DTYPES[str(tensor.dtype).removeprefix("torch.")]
+    flat = tensor.detach().reshape(-1).cpu()
+    if dtype == "BF16":
+        return flat.view(torch.int16).numpy().view(np.uint16), dtype
+    if dtype in FP8:
+        return flat.view(torch.uint8).numpy(), dtype
+    return flat.numpy(), dtype
+
+
+def unchanged_masks(before, after, criteria: list[Criterion]) -> dict[Criterion, np.ndarray]:
+    """Boolean 'entry unchanged' arrays of two whole torch tensors, one per criterion."""
+    (a, a_dtype), (b, b_dtype) = as_stored(before), as_stored(after)
+    masks = _compare(a, a_dtype, b, b_dtype, to_bf16_bits(a, a_dtype), to_bf16_bits(b, b_dtype), criteria, True)
+    return {c: m.reshape(tuple(before.shape)) for c, m in masks.items()}
 
 
 def describe(name: str) -> dict:
@@ -203,7 +204,7 @@ def pair_tensors(before: Checkpoint, after: Checkpoint) -> list[TensorPair]:
     pairs = []
     for name in sorted(set(before.entries) | set(after.entries)):
         a, b = before.entries.get(name), after.entries.get(name)
-        role = "scale" if name.endswith(_SCALE_SUFFIXES) and (a or b).dtype == torch.float32 else "param"
+        role = "scale" if name.endswith(_SCALE_SUFFIXES) and (a or b).dtype == "F32" else "param"
         if name in tied:
             pairs.append(TensorPair(name, a, b, "tied", role))
         elif a is None or b is None:
@@ -220,50 +221,87 @@ def pair_tensors(before: Checkpoint, after: Checkpoint) -> list[TensorPair]:
 
 
 def _scales(name, a, b, before, after) -> tuple[TensorEntry | None, TensorEntry | None]:
-    fp8 = (torch.float8_e4m3fn, torch.float8_e5m2)
-    sa = before.entries[s] if a.dtype in fp8 and (s := scale_of(name, before.entries)) else None
-    sb = after.entries[s] if b.dtype in fp8 and (s := scale_of(name, after.entries)) else None
+    sa = before.entries[s] if a.dtype in FP8 and (s := scale_of(name, before.entries)) else None
+    sb = after.entries[s] if b.dtype in FP8 and (s := scale_of(name, after.entries)) else None
     return sa, sb
 
 
-def _dequantize(raw: torch.Tensor, scale: torch.Tensor | None, row_elems: int, first_row: int) -> torch.Tensor:
-    """fp8 weights times their per-block scale (blocks of 128 x 128), for rows starting at first_row."""
+@dataclass(frozen=True)
+class _Chunk:
+    pair: TensorPair
+    start: int
+    stop: int
+    scales: tuple[np.ndarray | None, np.ndarray | None]
+
+
+def _chunks(pairs: Iterable[TensorPair], chunk_bytes: int, reader: ChunkReader) -> Iterator[_Chunk]:
+    """Element ranges of every compared pair; fp8 block-scaled tensors split on 128-row boundaries."""
+    for pair in pairs:
+        scales = tuple(reader.read(s, 0, s.numel, slot=0).copy().reshape(s.shape) if s is not None else None
+                       for s in (pair.scale_before, pair.scale_after))
+        row_elems = max(1, pair.row_elems)
+        align = FP8_BLOCK * row_elems if any(x is not None for x in scales) else 8
+        itemsize = max(pair.before.itemsize, pair.after.itemsize)
+        for start, stop in element_chunks(pair.numel, max(1, chunk_bytes // itemsize), align):
+            yield _Chunk(pair, start, stop, scales)
+
+
+def _bits(raw: np.ndarray, entry: TensorEntry, scale: np.ndarray | None, row_elems: int, first_row: int) -> np.ndarray:
+    """Values to compare, as bf16 bits: the stored values, or fp8 weights times their block scales."""
     if scale is None:
-        return raw
-    rows = raw.numel() // row_elems
-    block_rows = scale[first_row // FP8_BLOCK : (first_row + rows + FP8_BLOCK - 1) // FP8_BLOCK]
-    expanded = block_rows.repeat_interleave(FP8_BLOCK, 0).repeat_interleave(FP8_BLOCK, 1)
-    expanded = expanded[first_row % FP8_BLOCK : first_row % FP8_BLOCK + rows, :row_elems]
-    return raw.reshape(rows, row_elems).to(torch.float32).mul_(expanded).reshape(-1)
+        return to_bf16_bits(raw, entry.dtype)
+    return f32_to_bf16_bits(dequantize(raw, entry.dtype, scale, row_elems, first_row, FP8_BLOCK))
 
 
-def compare_pair(pair: TensorPair, reader: ChunkReader, criteria: list[Criterion], chunk_elems: int,
-                 on_mask: Callable[[torch.Tensor], None] | None = None) -> dict[Criterion, int]:
-    """Stream one tensor pair chunk by chunk; `on_mask` receives each chunk's 'unchanged' mask under
-    criteria[0] (used to write subnetwork masks without holding a whole tensor)."""
-    counts = dict.fromkeys(criteria, 0)
-    scales = [reader.read(s, 0, s.numel, slot=2 + i).clone().reshape(s.shape) if s is not None else None
-              for i, s in enumerate((pair.scale_before, pair.scale_after))]
-    row_elems = max(1, pair.row_elems)
-    scaled = any(s is not None for s in scales)
-    align = FP8_BLOCK * row_elems if scaled else 8
-    for start, stop in element_chunks(pair.numel, chunk_elems, align):
-        raw_a = reader.read(pair.before, start, stop, slot=0)
-        raw_b = reader.read(pair.after, start, stop, slot=1)
-        first_row = start // row_elems
-        values_a = _dequantize(raw_a, scales[0], row_elems, first_row)
-        values_b = _dequantize(raw_b, scales[1], row_elems, first_row)
-        result = _compare(raw_a, raw_b, values_a, values_b, criteria, want_masks=on_mask is not None)
-        for criterion, value in result.items():
-            counts[criterion] += int(value.sum()) if on_mask is not None else value
-        if on_mask is not None:
-            on_mask(result[criteria[0]])
-    return counts
+def _ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
+    """`map` over a thread pool, results in order, at most 2 x workers chunks in flight (bounded memory)."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def default_workers() -> int:
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def stream_compare(pairs: list[TensorPair], criteria: list[Criterion], chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                   want_masks: bool = False, workers: int | None = None) -> Iterator[tuple[TensorPair, dict]]:
+    """Compare chunk by chunk on worker threads (NumPy releases the GIL); yield (pair, per-chunk result)
+    in file order, so masks can be appended to a file as they come."""
+    local = threading.local()
+    readers: list[ChunkReader] = []
+
+    def run(chunk: _Chunk) -> tuple[TensorPair, dict]:
+        if not hasattr(local, "reader"):
+            local.reader = ChunkReader(chunk_bytes)
+            readers.append(local.reader)
+        pair, row_elems = chunk.pair, max(1, chunk.pair.row_elems)
+        raw_a = local.reader.read(pair.before, chunk.start, chunk.stop, slot=0)
+        raw_b = local.reader.read(pair.after, chunk.start, chunk.stop, slot=1)
+        first_row = chunk.start // row_elems
+        bits_a = _bits(raw_a, pair.before, chunk.scales[0], row_elems, first_row)
+        bits_b = _bits(raw_b, pair.after, chunk.scales[1], row_elems, first_row)
+        return pair, _compare(raw_a, pair.before.dtype, raw_b, pair.after.dtype, bits_a, bits_b, criteria, want_masks)
+
+    with ChunkReader(chunk_bytes) as scale_reader:
+        try:
+            yield from _ordered_map(run, _chunks(pairs, chunk_bytes, scale_reader), workers or default_workers())
+        finally:
+            for reader in readers:
+                reader.close()
 
 
 def _row(pair: TensorPair, counts: dict[Criterion, int], criteria: list[Criterion]) -> dict:
     a, b = pair.before, pair.after
-    dtype = lambda e: str(e.dtype).removeprefix("torch.") if e is not None else None  # noqa: E731
+    dtype = lambda e: e.dtype if e is not None else None  # noqa: E731
     return {
         "name": pair.name, **describe(pair.name), "role": pair.role, "status": pair.status,
         "shape": list(a.shape) if a is not None else None, "shape_after": list(b.shape) if b is not None else None,
@@ -272,47 +310,55 @@ def _row(pair: TensorPair, counts: dict[Criterion, int], criteria: list[Criterio
     }
 
 
-def diff_checkpoints(before: str | os.PathLike, after: str | os.PathLike, criteria: list[Criterion] | None = None,
-                     chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> pd.DataFrame:
-    """One row per tensor name: what was compared or skipped, and unchanged counts per criterion."""
+def diff_rows(before: str | os.PathLike, after: str | os.PathLike, criteria: list[Criterion] | None = None,
+              chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None) -> list[dict]:
+    """One dict per tensor name: what was compared or skipped, and unchanged counts per criterion."""
     criteria = criteria or default_criteria()
     pairs = pair_tensors(Checkpoint(before), Checkpoint(after))
-    rows = []
-    with ChunkReader(chunk_bytes) as reader:
-        for pair in pairs:
-            counts = {}
-            if pair.status in COMPARED:
-                itemsize = max(pair.before.itemsize, pair.after.itemsize)
-                counts = compare_pair(pair, reader, criteria, max(1, chunk_bytes // itemsize))
-            rows.append(_row(pair, counts, criteria))
-    df = pd.DataFrame(rows)
+    counts: dict[str, dict[Criterion, int]] = {p.name: dict.fromkeys(criteria, 0) for p in pairs}
+    for pair, result in stream_compare([p for p in pairs if p.status in COMPARED], criteria, chunk_bytes,
+                                       workers=workers):
+        for criterion, value in result.items():
+            counts[pair.name][criterion] += value
+    return [_row(pair, counts[pair.name], criteria) for pair in pairs]
+
+
+def diff_checkpoints(before: str | os.PathLike, after: str | os.PathLike, criteria: list[Criterion] | None = None,
+                     chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None):
+    """`diff_rows` as a DataFrame (layer as a nullable integer)."""
+    import pandas as pd
+
+    df = pd.DataFrame(diff_rows(before, after, criteria, chunk_bytes, workers))
     df["layer"] = df["layer"].astype("Int64")
     return df
 
 
-def criteria_of(df: pd.DataFrame) -> list[Criterion]:
-    return [Criterion.parse(c.removeprefix("unchanged_")) for c in df.columns if c.startswith("unchanged_")]
+def criteria_of(table) -> list[Criterion]:
+    """Criteria whose counts a diff table (DataFrame or list of row dicts) holds."""
+    columns = table.columns if hasattr(table, "columns") else (table[0] if table else {})
+    return [Criterion.parse(c.removeprefix("unchanged_")) for c in columns if c.startswith("unchanged_")]
 
 
-def _params(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["role"] == "param"] if "role" in df else df
+def _records(table) -> list[dict]:
+    return table.to_dict("records") if hasattr(table, "to_dict") else table
 
 
-def sparsity(df: pd.DataFrame) -> dict[str, float]:
+def sparsity(table) -> dict[str, float]:
     """Overall sparsity (fraction of compared parameter entries unchanged) per criterion label."""
-    params = _params(df)
-    total = params["numel"].sum()
-    return {c.label: float(params[c.column].sum() / total) if total else float("nan") for c in criteria_of(df)}
+    params = [r for r in _records(table) if r.get("role", "param") == "param"]
+    total = sum(r["numel"] for r in params)
+    return {c.label: sum(r[c.column] for r in params) / total if total else float("nan") for c in criteria_of(table)}
 
 
-def skipped(df: pd.DataFrame) -> list[dict]:
+def skipped(table) -> list[dict]:
     """Tensors not (fully) compared, with why and how many entries were left out."""
-    rows = df[df["status"] != "compared"] if "status" in df else df.iloc[0:0]
-    return [{"name": r.name, "status": r.status, "numel_skipped": int(r.numel_skipped)} for r in rows.itertuples()]
+    return [{"name": r["name"], "status": r["status"], "numel_skipped": int(r["numel_skipped"])}
+            for r in _records(table) if r.get("status", "compared") != "compared"]
 
 
-def sparsity_by(df: pd.DataFrame, key: str | list[str]) -> pd.DataFrame:
+def sparsity_by(df, key: str | list[str]):
     """Sparsity per group (e.g. 'layer' or 'module'): unchanged / numel within each group."""
     cols = [c.column for c in criteria_of(df)]
-    grouped = _params(df).groupby(key, dropna=False)[["numel", *cols]].sum()
+    params = df[df["role"] == "param"] if "role" in df else df
+    grouped = params.groupby(key, dropna=False)[["numel", *cols]].sum()
     return grouped[cols].div(grouped["numel"], axis=0).rename(columns=lambda c: c.removeprefix("unchanged_"))

@@ -13,30 +13,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .atomic import atomic_path
 from .checkpoints import Checkpoint
-from .diff import COMPARED, DEFAULT_CHUNK_BYTES, Criterion, compare_pair, pair_tensors
+from .diff import COMPARED, DEFAULT_CHUNK_BYTES, Criterion, pair_tensors, stream_compare
 from .tensorfile import ChunkReader, StreamingWriter, TensorEntry, element_chunks, read_header
 
 FORMAT = "subnet-rl-mask/1"
 
 
-def pack(mask: torch.Tensor) -> torch.Tensor:
-    """Flatten a boolean mask into uint8 bytes, 8 entries per byte (little bit order, zero padding)."""
-    bits = mask.detach().reshape(-1).cpu().numpy().astype(bool, copy=False)
-    return torch.from_numpy(np.packbits(bits, bitorder="little"))
+def pack(mask) -> np.ndarray:
+    """Flatten a boolean mask (NumPy or torch) into uint8 bytes, 8 entries per byte (little bit order,
+    zero padding)."""
+    return np.packbits(np.asarray(mask, dtype=bool).reshape(-1), bitorder="little")
 
 
-def unpack(packed: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+def unpack(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     numel = int(np.prod(shape, dtype=np.int64))
-    bits = np.unpackbits(packed.numpy(), count=numel, bitorder="little").astype(bool)
-    return torch.from_numpy(bits).reshape(shape)
+    return np.unpackbits(packed, count=numel, bitorder="little").astype(bool).reshape(shape)
 
 
-def popcount(packed: torch.Tensor) -> int:
-    return int(np.bitwise_count(packed.numpy()).sum(dtype=np.int64))
+def popcount(packed: np.ndarray) -> int:
+    return int(np.bitwise_count(packed).sum(dtype=np.int64))
 
 
 def _packed_bytes(shape: tuple[int, ...]) -> int:
@@ -49,7 +47,7 @@ def _writer(path: Path, shapes: dict[str, tuple[int, ...]], criterion: str) -> S
     return StreamingWriter(path, {name: ("U8", (_packed_bytes(s),)) for name, s in shapes.items()}, metadata)
 
 
-def save_masks(masks: dict[str, torch.Tensor], path: str | os.PathLike, criterion: str) -> None:
+def save_masks(masks: dict, path: str | os.PathLike, criterion: str) -> None:
     """Save in-memory boolean masks (True = entry updated) as one mask file."""
     with atomic_path(path) as tmp:
         writer = _writer(tmp, {name: tuple(m.shape) for name, m in masks.items()}, criterion)
@@ -72,16 +70,15 @@ def extract_masks(before: str | os.PathLike, after: str | os.PathLike, criterion
     for pair in pairs:
         groups.setdefault(Path(out).name if single else pair.before.file.name, []).append(pair)
     updated = total = 0
-    with ChunkReader(chunk_bytes) as reader, atomic_path(out, directory=not single) as tmp:
+    with atomic_path(out, directory=not single) as tmp:
         for filename, group in groups.items():
             writer = _writer(tmp if single else tmp / filename, {p.name: p.compared_shape for p in group},
                              criterion.label)
-            for pair in group:
-                itemsize = max(pair.before.itemsize, pair.after.itemsize)
-                counts = compare_pair(pair, reader, [criterion], max(8, chunk_bytes // itemsize),
-                                      on_mask=lambda unchanged, name=pair.name: writer.write(name, pack(~unchanged)))
-                updated += pair.numel - counts[criterion]
-                total += pair.numel
+            for pair, result in stream_compare(group, [criterion], chunk_bytes, want_masks=True):
+                changed = ~result[criterion]
+                updated += int(np.count_nonzero(changed))
+                writer.write(pair.name, pack(changed))
+            total += sum(p.numel for p in group)
             writer.close()
     return {"updated": updated, "total": total, "density": updated / total if total else float("nan")}
 
@@ -119,16 +116,16 @@ class MaskFile:
     def mask_numel(self, name: str) -> int:
         return int(np.prod(self.shapes[name], dtype=np.int64))
 
-    def packed_chunks(self, name: str, reader: ChunkReader, slot: int = 0) -> Iterator[torch.Tensor]:
+    def packed_chunks(self, name: str, reader: ChunkReader, slot: int = 0) -> Iterator[np.ndarray]:
         entry = self.entries[name]
         for start, stop in element_chunks(entry.numel, reader.chunk_bytes):
             yield reader.read(entry, start, stop, slot)
 
-    def mask(self, name: str) -> torch.Tensor:
+    def mask(self, name: str) -> np.ndarray:
         entry = self.entries[name]
         with ChunkReader(entry.nbytes) as reader:
-            return unpack(reader.read(entry, 0, entry.numel).clone(), self.shapes[name])
+            return unpack(reader.read(entry, 0, entry.numel), self.shapes[name])
 
-    def items(self) -> Iterator[tuple[str, torch.Tensor]]:
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:
         for name in self.names():
             yield name, self.mask(name)

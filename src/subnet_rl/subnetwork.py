@@ -28,7 +28,7 @@ class SubnetworkMask(TrainerCallback):
             if tuple(param.shape) != masks.shapes[name]:
                 raise ValueError(f"mask {masks.path}: {name} has shape {masks.shapes[name]}, "
                                  f"the model's parameter has {tuple(param.shape)}")
-            trainable = masks.mask(name).to(param.device)
+            trainable = torch.from_numpy(masks.mask(name)).to(param.device)
             frozen = ~trainable
             self._hooks.append(param.register_hook(lambda grad, keep=trainable: grad * keep))
             self._frozen.append((param, frozen, param.detach()[frozen].clone()))

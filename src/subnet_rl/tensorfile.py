@@ -17,13 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
-DTYPES: dict[str, torch.dtype] = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-    "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
-}
+from .floats import STORAGE
+
 MAX_HEADER_BYTES = 100_000_000
 
 
@@ -36,7 +33,7 @@ class TensorEntry:
     """Where one tensor's bytes live."""
 
     name: str
-    dtype: torch.dtype
+    dtype: str  # safetensors dtype name (F32, BF16, F8_E4M3, ...)
     shape: tuple[int, ...]
     file: Path
     offset: int  # absolute byte offset of the tensor's data in `file`
@@ -50,8 +47,12 @@ class TensorEntry:
         return n
 
     @property
+    def storage(self) -> np.dtype:
+        return np.dtype(STORAGE[self.dtype])
+
+    @property
     def itemsize(self) -> int:
-        return torch.empty(0, dtype=self.dtype).element_size()
+        return self.storage.itemsize
 
 
 def read_header(path: str | os.PathLike) -> tuple[dict[str, TensorEntry], dict[str, str]]:
@@ -77,7 +78,8 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, TensorEntry], dict[s
     end_of_data = 0
     for name, info in header.items():
         try:
-            dtype = DTYPES[info["dtype"]]
+            dtype = info["dtype"]
+            STORAGE[dtype]  # noqa: B018 (unsupported dtypes raise KeyError here)
             shape = tuple(int(d) for d in info["shape"])
             begin, end = (int(x) for x in info["data_offsets"])
         except (KeyError, TypeError, ValueError) as err:
@@ -99,7 +101,7 @@ class ChunkReader:
 
     def __init__(self, chunk_bytes: int):
         self.chunk_bytes = chunk_bytes
-        self._buffers: list[torch.Tensor] = []
+        self._buffers: list[np.ndarray] = []
         self._fds: dict[Path, int] = {}
 
     def _fd(self, file: Path) -> int:
@@ -107,16 +109,16 @@ class ChunkReader:
             self._fds[file] = os.open(file, os.O_RDONLY)
         return self._fds[file]
 
-    def read(self, entry: TensorEntry, start: int, stop: int, slot: int = 0) -> torch.Tensor:
-        """Elements [start, stop) of the flattened tensor, as a 1-D tensor that lives until the next
-        read into the same slot."""
+    def read(self, entry: TensorEntry, start: int, stop: int, slot: int = 0) -> np.ndarray:
+        """Elements [start, stop) of the flattened tensor in its storage dtype (bf16 and fp8 as raw
+        bits), as a 1-D array that lives until the next read into the same slot."""
         nbytes = (stop - start) * entry.itemsize
         while len(self._buffers) <= slot:
-            self._buffers.append(torch.empty(0, dtype=torch.uint8))
-        if self._buffers[slot].numel() < nbytes:
-            self._buffers[slot] = torch.empty(max(nbytes, self.chunk_bytes), dtype=torch.uint8)
+            self._buffers.append(np.empty(0, dtype=np.uint8))
+        if self._buffers[slot].size < nbytes:
+            self._buffers[slot] = np.empty(max(nbytes, self.chunk_bytes), dtype=np.uint8)
         buf = self._buffers[slot][:nbytes]
-        view = memoryview(buf.numpy())
+        view = memoryview(buf)
         offset = entry.offset + start * entry.itemsize
         done = 0
         fd = self._fd(entry.file)
@@ -126,7 +128,7 @@ class ChunkReader:
                 raise TensorFileError(f"{entry.file}: unexpected end of file reading tensor {entry.name}; "
                                       "the file is truncated: re-download or re-save it")
             done += got
-        return buf.view(entry.dtype)
+        return buf.view(entry.storage)
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -163,7 +165,7 @@ class StreamingWriter:
         offset = 0
         self._order = []
         for name, (dtype, shape) in tensors.items():
-            nbytes = torch.empty(0, dtype=DTYPES[dtype]).element_size()
+            nbytes = np.dtype(STORAGE[dtype]).itemsize
             for d in shape:
                 nbytes *= d
             header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
@@ -182,14 +184,14 @@ class StreamingWriter:
             self._next += 1
             self._written = 0
 
-    def write(self, name: str, data: torch.Tensor) -> None:
+    def write(self, name: str, data: np.ndarray) -> None:
         """Append bytes of tensor `name` (tensors in declaration order, each possibly in several pieces)."""
         if self._next >= len(self._order):
             raise RuntimeError(f"wrote {name} after every declared tensor was complete")
         expected, nbytes = self._order[self._next]
         if name != expected:
             raise RuntimeError(f"wrote {name} while {expected} is unfinished")
-        raw = data.contiguous().view(torch.uint8).numpy()
+        raw = np.ascontiguousarray(data).view(np.uint8)
         if self._written + raw.nbytes > nbytes:
             raise RuntimeError(f"{name}: more bytes than declared ({self._written + raw.nbytes} > {nbytes})")
         self._file.write(raw.data)
