@@ -81,3 +81,23 @@ def test_fetch_hub_offline_without_cache_fails_clearly(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="(?i)offline|cache|connection"):
         fetch_pretrained("hub", "someorg/absent", tmp_path / "out", cache_dir=str(tmp_path / "cache"))
     assert not (tmp_path / "out").exists()
+
+
+def test_download_snapshot_records_the_resolved_commit_offline(tiny_checkpoint, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from subnet_rl.checkpoints import Checkpoint
+    from subnet_rl.models import download_snapshot
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = tmp_path / "cache" / "models--org--tiny"
+    shutil.copytree(tiny_checkpoint, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "v1").write_text(commit)
+    record = download_snapshot("org/tiny", "v1", str(tmp_path / "cache"))
+    assert (record["revision"], record["requested_revision"]) == (commit, "v1")
+    assert "model.safetensors" in record["files"]
+    record_file = tmp_path / "record.json"
+    record_file.write_text(json.dumps(record))
+    assert Checkpoint(record_file).entries  # the diff engine follows download records

@@ -22,11 +22,23 @@ def _index_file(folder: Path) -> Path | None:
     return indexes[0] if indexes else None
 
 
+def resolve(path: str | os.PathLike) -> Path:
+    """A checkpoint path, following a download record (`*.json` written by the download stage)."""
+    path = Path(path)
+    if path.suffix == ".json" and path.is_file():
+        record = json.loads(path.read_text())
+        if "path" not in record:
+            raise CheckpointError(f"{path} is not a download record (no 'path'); pass a checkpoint folder")
+        return Path(record["path"])
+    return path
+
+
 class Checkpoint:
-    """Tensor entries of a checkpoint folder (sharded through its index, or not) or a single file."""
+    """Tensor entries of a checkpoint folder (sharded through its index, or not), a single file, or the
+    folder a download record points to."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        self.path = resolve(path)
         self.config: dict = {}
         self.entries: dict[str, TensorEntry] = {}
         self.metadata: dict[str, dict[str, str]] = {}

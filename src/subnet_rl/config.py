@@ -92,12 +92,12 @@ def coerce_scientific_notation(node: Any) -> Any:
 
 def check_references(config: dict[str, Any]) -> None:
     """Cross-field checks a JSON schema cannot express; each error names the key and the fix."""
-    datasets = set(config["datasets"])
-    warmup = config["model"].get("warmup")
+    datasets = set(config.get("datasets", {}))
+    warmup = config.get("model", {}).get("warmup")
     if warmup and warmup["dataset"] not in datasets:
         raise ValueError(f"model.warmup.dataset: {warmup['dataset']!r} is not under 'datasets' "
                          f"(known: {sorted(datasets)})")
-    for name, run in config["runs"].items():
+    for name, run in config.get("runs", {}).items():
         if run["dataset"] not in datasets:
             raise ValueError(f"runs.{name}.dataset: {run['dataset']!r} is not under 'datasets' "
                              f"(known: {sorted(datasets)})")

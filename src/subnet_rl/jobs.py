@@ -31,7 +31,21 @@ def configure_hub_environment(config: dict) -> None:
     Called when the Snakefile is parsed, so local jobs and Slurm jobs (which re-parse it) inherit it.
     """
     os.environ.setdefault("HF_HOME", str(Path("results/.cache/huggingface").resolve()))
-    uses_hub = config["model"]["source"] == "hub" or any(d["source"] == "hub" for d in config["datasets"].values())
+    uses_hub = (config.get("model", {}).get("source") == "hub"
+                or any(d["source"] == "hub" for d in config.get("datasets", {}).values())
+                or bool(hub_downloads(config)))
     if not uses_hub:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+def download_slug(ref: dict) -> str:
+    """File-name-safe id of a hub model at a revision: org--name, or org--name@revision."""
+    slug = ref["name"].replace("/", "--")
+    return f"{slug}@{ref['revision']}" if ref.get("revision") else slug
+
+
+def hub_downloads(config: dict) -> dict[str, dict]:
+    """Every hub model the checkpoint pairs need, by slug (each downloaded once, however many pairs use it)."""
+    refs = [pair[side] for pair in config.get("checkpoint_pairs", {}).values() for side in ("before", "after")]
+    return {download_slug(ref): ref for ref in refs if ref["source"] == "hub"}

@@ -14,6 +14,7 @@ from .atomic import atomic_path
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "<eos>", "bos_token": "<bos>", "unk_token": "<unk>"}
 HUB_PATTERNS = ["*.safetensors", "*.json", "*.model", "*.txt", "*.tiktoken"]
+WEIGHT_PATTERNS = ["*.safetensors", "*.json"]
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -127,12 +128,8 @@ def fetch_pretrained(source: str, name: str, out_dir: str | os.PathLike, revisio
         src = require_checkpoint(name)
         resolved = revision
     elif source == "hub":
-        from huggingface_hub import snapshot_download
-
-        src = Path(snapshot_download(repo_id=name, revision=revision, cache_dir=cache_dir,
-                                     allow_patterns=HUB_PATTERNS))
-        require_checkpoint(src)
-        resolved = src.name  # snapshot folders are named by commit hash
+        snapshot = download_snapshot(name, revision, cache_dir, HUB_PATTERNS)
+        src, resolved = require_checkpoint(snapshot["path"]), snapshot["revision"]
     else:
         raise ValueError(f"unknown model source {source!r}; use 'embedded', 'local' or 'hub'")
     provenance = {"source": source, "name": name, "revision": resolved}
@@ -140,3 +137,18 @@ def fetch_pretrained(source: str, name: str, out_dir: str | os.PathLike, revisio
         shutil.copytree(src, tmp, dirs_exist_ok=True)
         (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2))
     return provenance
+
+
+def download_snapshot(repo_id: str, revision: str | None = None, cache_dir: str | None = None,
+                      allow_patterns: list[str] | None = None) -> dict:
+    """Download (or find in the cache) a hub repository's files; returns where and which commit.
+
+    Files stay in the hub cache (a 70B checkpoint is not copied); the resolved commit hash is returned
+    so results can name exactly what was compared, whatever `revision` (branch, tag, None) said.
+    """
+    from huggingface_hub import snapshot_download
+
+    path = Path(snapshot_download(repo_id=repo_id, revision=revision, cache_dir=cache_dir,
+                                  allow_patterns=allow_patterns or WEIGHT_PATTERNS))
+    return {"repo_id": repo_id, "requested_revision": revision, "revision": path.name, "path": str(path),
+            "files": sorted(p.name for p in path.iterdir())}

@@ -72,3 +72,26 @@ def write_table(df: pd.DataFrame, md_path: str | os.PathLike, csv_path: str | os
     body = shown.to_markdown(index=False, floatfmt=".2f", disable_numparse=as_text) if not df.empty else "_(no rows)_"
     write_text(f"# {title}\n\n{body}\n", md_path)
     write_text(df.to_csv(index=False), csv_path)
+
+
+def pairs_table(pairs: dict[str, dict], diffs: dict[str, pd.DataFrame], downloads: dict[str, dict]) -> pd.DataFrame:
+    """Paper Tables 1/6: our sparsity per criterion beside the published one, and what was compared."""
+    from .diff import skipped, sparsity
+    from .jobs import download_slug
+
+    def described(ref: dict) -> str:
+        record = downloads.get(download_slug(ref)) if ref["source"] == "hub" else None
+        return f"{ref['name']}@{record['revision'][:12]}" if record else ref["name"]
+
+    rows = []
+    for name in sorted(pairs):
+        pair, ours = pairs[name], sparsity(diffs[name])
+        row = {"pair": name, "algorithm": pair.get("algorithm", ""), "before": described(pair["before"]),
+               "after": described(pair["after"])}
+        for label, value in ours.items():
+            row[f"ours {label}"] = _pct(value)
+            if label in pair.get("published", {}):
+                row[f"paper {label}"] = pair["published"][label]
+        row["tensors not fully compared"] = len(skipped(diffs[name]))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -4,7 +4,7 @@
 INIT_OR_START = checkpoint_dir("base", "init") if WARMUP else START
 
 
-if config["model"]["source"] == "embedded":
+if RUNS and config["model"]["source"] == "embedded":
 
     rule build_model:
         output:
@@ -21,7 +21,7 @@ if config["model"]["source"] == "embedded":
         script:
             "../scripts/build_model.py"
 
-else:
+elif RUNS:
 
     rule fetch_model:
         output:

@@ -1,3 +1,5 @@
+import re
+
 from snakemake.utils import validate
 
 from subnet_rl.config import (
@@ -6,7 +8,7 @@ from subnet_rl.config import (
     coerce_scientific_notation,
     sort_keys_in_place,
 )
-from subnet_rl.jobs import configure_hub_environment
+from subnet_rl.jobs import configure_hub_environment, download_slug, hub_downloads
 
 coerce_scientific_notation(config)
 
@@ -17,16 +19,19 @@ sort_keys_in_place(config)
 
 configure_hub_environment(config)
 
-RUNS = sorted(config["runs"])
+RUNS = sorted(config.get("runs", {}))
 SUBNET_RUNS = [r for r in RUNS if config["runs"][r].get("subnetwork", False)]
-WARMUP = "warmup" in config["model"]
+WARMUP = "warmup" in config.get("model", {})
+PAIRS = sorted(config.get("checkpoint_pairs", {}))
+DOWNLOADS = hub_downloads(config)
 
 
 wildcard_constraints:
     dataset="[A-Za-z0-9][A-Za-z0-9_.-]*",
     run="[A-Za-z0-9][A-Za-z0-9_.-]*",
     name="[A-Za-z0-9][A-Za-z0-9_.-]*",
-    variant="base|full|subnet|subnet_vs_full",
+    variant="base|full|subnet|subnet_vs_full|pairs",
+    download="|".join(re.escape(d) for d in DOWNLOADS) or "none",
     split="train|test",
 
 
@@ -61,7 +66,17 @@ def training_inputs(wildcards):
     return inputs
 
 
+def pair_checkpoint(ref):
+    """A pair's side: the download record of a hub model, or a local checkpoint as it is."""
+    if ref["source"] == "hub":
+        return f"results/downloads/{download_slug(ref)}.json"
+    return ref["name"]
+
+
 def diff_inputs(wildcards):
+    if wildcards.variant == "pairs":
+        pair = config["checkpoint_pairs"][wildcards.name]
+        return {"before": pair_checkpoint(pair["before"]), "after": pair_checkpoint(pair["after"])}
     before, after = {
         "base": (checkpoint_dir("base", "init"), checkpoint_dir("base", "start")),
         "full": (START, checkpoint_dir("full", wildcards.name)),
@@ -98,8 +113,6 @@ def evaluated_checkpoints():
 
 
 def final_tables():
-    return expand(
-        "results/tables/{table}.{ext}",
-        table=["sparsity", "subnetwork", "overlap"],
-        ext=["md", "csv"],
-    )
+    tables = ["sparsity", "subnetwork", "overlap"] if RUNS else []
+    tables += ["pairs"] if PAIRS else []
+    return expand("results/tables/{table}.{ext}", table=tables, ext=["md", "csv"])

@@ -27,7 +27,7 @@ rule tables:
         overlap_csv="results/tables/overlap.csv",
     params:
         runs={run: run_spec(run).as_dict() for run in RUNS},
-        warmup=config["model"].get("warmup"),
+        warmup=config.get("model", {}).get("warmup"),
     conda:
         "../../envs/subnet-rl.yaml"
     log:
@@ -36,3 +36,26 @@ rule tables:
         "results/benchmarks/tables.tsv"
     script:
         "../scripts/tables.py"
+
+
+rule pairs_table:
+    input:
+        diffs=expand("results/diff/pairs/{name}.parquet", name=PAIRS),
+        downloads=expand("results/downloads/{download}.json", download=sorted(DOWNLOADS)),
+    output:
+        md=report(
+            "results/tables/pairs.md",
+            caption="../report/pairs.rst",
+            category="Tables",
+        ),
+        csv="results/tables/pairs.csv",
+    params:
+        pairs=config.get("checkpoint_pairs", {}),
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/pairs_table.log",
+    benchmark:
+        "results/benchmarks/pairs_table.tsv"
+    script:
+        "../scripts/pairs_table.py"

@@ -1,0 +1,12 @@
+import json
+
+from subnet_rl.atomic import write_text
+from subnet_rl.jobs import snakemake_job
+from subnet_rl.models import download_snapshot
+
+with snakemake_job(snakemake):
+    ref = snakemake.params.ref
+    record = download_snapshot(ref["name"], ref.get("revision"), snakemake.params.cache_dir,
+                               list(snakemake.params.allow_patterns))
+    print(record)
+    write_text(json.dumps(record, indent=2), snakemake.output[0])

@@ -1,0 +1,14 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from subnet_rl.jobs import snakemake_job
+from subnet_rl.tables import pairs_table, write_table
+
+with snakemake_job(snakemake):
+    diffs = {Path(p).stem: pd.read_parquet(p) for p in snakemake.input.diffs}
+    downloads = {Path(p).stem: json.loads(Path(p).read_text()) for p in snakemake.input.downloads}
+    table = pairs_table(snakemake.params.pairs, diffs, downloads)
+    write_table(table, snakemake.output.md, snakemake.output.csv,
+                "Update sparsity of public checkpoint pairs (%): ours beside the paper's")
