@@ -72,7 +72,7 @@ def _mask(args: argparse.Namespace) -> int:
     from .masks import extract_masks
 
     stats = extract_masks(args.before, args.after, Criterion.parse(args.criterion), args.out,
-                          int(args.chunk_mb * 2**20))
+                          int(args.chunk_mb * 2**20), args.threads)
     print(json.dumps({"out": args.out, "criterion": args.criterion, **stats}, indent=2))
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -11,14 +12,17 @@ from pathlib import Path
 
 @contextmanager
 def snakemake_job(snakemake) -> Iterator[None]:
-    """Send the job's Python output (and any traceback) to its log; use the job's thread count."""
+    """Send the job's Python output (and any traceback) to its log; torch uses the job's thread count.
+
+    torch is configured only when the script already imported it: the diff stages run on NumPy and
+    should not pay torch's import.
+    """
     log = Path(snakemake.log[0])
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", buffering=1) as stream, redirect_stdout(stream), redirect_stderr(stream):
         try:
-            import torch
-
-            torch.set_num_threads(max(1, int(snakemake.threads)))
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(max(1, int(snakemake.threads)))
             yield
         except BaseException:
             traceback.print_exc()

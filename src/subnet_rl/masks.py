@@ -57,7 +57,7 @@ def save_masks(masks: dict, path: str | os.PathLike, criterion: str) -> None:
 
 
 def extract_masks(before: str | os.PathLike, after: str | os.PathLike, criterion: Criterion,
-                  out: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> dict:
+                  out: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None) -> dict:
     """Write the updated-entry mask of a checkpoint pair, streaming.
 
     `out` ending in .safetensors gives one file; any other path a folder with one mask file per shard
@@ -74,7 +74,7 @@ def extract_masks(before: str | os.PathLike, after: str | os.PathLike, criterion
         for filename, group in groups.items():
             writer = _writer(tmp if single else tmp / filename, {p.name: p.compared_shape for p in group},
                              criterion.label)
-            for pair, result in stream_compare(group, [criterion], chunk_bytes, want_masks=True):
+            for pair, result in stream_compare(group, [criterion], chunk_bytes, want_masks=True, workers=workers):
                 changed = ~result[criterion]
                 updated += int(np.count_nonzero(changed))
                 writer.write(pair.name, pack(changed))

@@ -5,6 +5,7 @@ rule diff:
         "results/diff/{variant}/{name}.parquet",
     params:
         tolerances=diff_tolerances,
+    threads: resource("diff", "threads", 1)
     resources:
         mem_mb=resource("diff", "mem_mb", 2000),
         runtime=resource("diff", "runtime", 20),

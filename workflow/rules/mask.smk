@@ -6,6 +6,7 @@ rule mask:
         "results/masks/{run}.safetensors",
     params:
         criterion=config["mask"],
+    threads: resource("diff", "threads", 1)
     resources:
         mem_mb=resource("diff", "mem_mb", 2000),
         runtime=resource("diff", "runtime", 20),

@@ -5,4 +5,5 @@ from subnet_rl.masks import extract_masks
 with snakemake_job(snakemake):
     c = snakemake.params.criterion
     criterion = Criterion(c["criterion"], c["tolerance"] if c["criterion"] == "tolerance" else None)
-    print(extract_masks(snakemake.input.before, snakemake.input.after, criterion, snakemake.output[0]))
+    print(extract_masks(snakemake.input.before, snakemake.input.after, criterion, snakemake.output[0],
+                        workers=snakemake.threads))
