@@ -57,44 +57,49 @@ def test_fetch_local_folder(tiny_checkpoint, tmp_path):
     assert (tmp_path / "out" / "model.safetensors").read_bytes() == (tiny_checkpoint / "model.safetensors").read_bytes()
 
 
-def test_fetch_hub_resolves_a_prepopulated_cache_offline(tiny_checkpoint, tmp_path, monkeypatch):
-    """The real snapshot_download call, answered from a hub-layout cache with HF_HUB_OFFLINE=1."""
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """A hub-layout cache folder, and huggingface_hub in offline mode: the real download functions run
+    and are answered from the cache."""
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    cache = tmp_path / "cache"
+
+    def publish(repo_id: str, folder, commit: str, ref: str = "main") -> None:
+        repo = cache / f"models--{repo_id.replace('/', '--')}"
+        shutil.copytree(folder, repo / "snapshots" / commit)
+        (repo / "refs").mkdir()
+        (repo / "refs" / ref).write_text(commit)
+
+    return cache, publish
+
+
+def test_fetch_hub_resolves_a_prepopulated_cache_offline(tiny_checkpoint, tmp_path, offline_hub):
+    """The real snapshot_download call, answered from a hub-layout cache with HF_HUB_OFFLINE=1."""
+    cache, publish = offline_hub
     commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = tmp_path / "cache" / "models--someorg--tiny-model"
-    shutil.copytree(tiny_checkpoint, repo / "snapshots" / commit)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    info = fetch_pretrained("hub", "someorg/tiny-model", tmp_path / "out", cache_dir=str(tmp_path / "cache"))
+    publish("someorg/tiny-model", tiny_checkpoint, commit)
+    info = fetch_pretrained("hub", "someorg/tiny-model", tmp_path / "out", cache_dir=str(cache))
     assert info == {"source": "hub", "name": "someorg/tiny-model", "revision": commit}
     assert json.loads((tmp_path / "out" / "provenance.json").read_text()) == info
     model, _ = load_checkpoint(tmp_path / "out")
     assert model.config.hidden_size == SMALL.hidden_size
 
 
-def test_fetch_hub_offline_without_cache_fails_clearly(tmp_path, monkeypatch):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+def test_fetch_hub_offline_without_cache_fails_clearly(tmp_path, offline_hub):
     with pytest.raises(Exception, match="(?i)offline|cache|connection"):
         fetch_pretrained("hub", "someorg/absent", tmp_path / "out", cache_dir=str(tmp_path / "cache"))
     assert not (tmp_path / "out").exists()
 
 
-def test_download_snapshot_records_the_resolved_commit_offline(tiny_checkpoint, tmp_path, monkeypatch):
-    import huggingface_hub.constants
-
+def test_download_snapshot_records_the_resolved_commit_offline(tiny_checkpoint, tmp_path, offline_hub):
     from subnet_rl.checkpoints import Checkpoint
     from subnet_rl.models import download_snapshot
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    _, publish = offline_hub
     commit = "89abcdef0123456789abcdef0123456789abcdef"
-    repo = tmp_path / "cache" / "models--org--tiny"
-    shutil.copytree(tiny_checkpoint, repo / "snapshots" / commit)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "v1").write_text(commit)
+    publish("org/tiny", tiny_checkpoint, commit, ref="v1")
     record = download_snapshot("org/tiny", "v1", str(tmp_path / "cache"))
     assert (record["revision"], record["requested_revision"]) == (commit, "v1")
     assert "model.safetensors" in record["files"]
