@@ -150,3 +150,11 @@ def test_fp8_pair_compares_dequantized_values_and_stored_bytes(tmp_path, chunk_b
     assert row["unchanged_tol=1e-05"] < 300 * 260 - 16000  # the rescaled 128 x 128 block counts as changed
     assert table.loc["layers.0.mlp.up_proj.weight_scale_inv", "role"] == "scale"
     assert sparsity(table.reset_index())["exact"] == pytest.approx((300 * 260 - 2) / (300 * 260))
+
+
+def test_a_tensor_named_scale_without_fp8_weight_is_a_parameter(tmp_path):
+    save_file({"logit_scale": torch.ones(1), "w": torch.zeros(3)}, tmp_path / "before.safetensors")
+    save_file({"logit_scale": torch.full((1,), 2.0), "w": torch.zeros(3)}, tmp_path / "after.safetensors")
+    table = diff_checkpoints(tmp_path / "before.safetensors", tmp_path / "after.safetensors").set_index("name")
+    assert table.loc["logit_scale", "role"] == "param"
+    assert sparsity(table.reset_index())["exact"] == pytest.approx(3 / 4)

@@ -204,7 +204,7 @@ def pair_tensors(before: Checkpoint, after: Checkpoint) -> list[TensorPair]:
     pairs = []
     for name in sorted(set(before.entries) | set(after.entries)):
         a, b = before.entries.get(name), after.entries.get(name)
-        role = "scale" if name.endswith(_SCALE_SUFFIXES) and (a or b).dtype == "F32" else "param"
+        role = "scale" if _is_block_scale(name, before.entries) or _is_block_scale(name, after.entries) else "param"
         if name in tied:
             pairs.append(TensorPair(name, a, b, "tied", role))
         elif a is None or b is None:
@@ -218,6 +218,12 @@ def pair_tensors(before: Checkpoint, after: Checkpoint) -> list[TensorPair]:
         else:
             pairs.append(TensorPair(name, a, b, "shape_mismatch", role))
     return pairs
+
+
+def _is_block_scale(name: str, entries: dict[str, TensorEntry]) -> bool:
+    """A scale tensor belongs to an fp8 weight beside it (not every tensor named *_scale does)."""
+    return any(name.endswith(suffix) and (w := entries.get(name.removesuffix(suffix))) is not None
+               and w.dtype in FP8 for suffix in _SCALE_SUFFIXES)
 
 
 def _scales(name, a, b, before, after) -> tuple[TensorEntry | None, TensorEntry | None]:
