@@ -113,3 +113,10 @@ def test_bad_config_fails_before_any_job_and_writes_nothing(tmp_path, mutate, ke
     assert result.returncode != 0
     assert key in output and ("abc" in output if key == "lr" else True)
     assert not (workdir / "results").exists()
+
+
+def test_html_report_renders_without_caption_errors(completed_run):
+    result = snakemake(completed_run, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ERROR" not in result.stdout + result.stderr
+    assert (completed_run / "report.html").stat().st_size > 10_000
