@@ -41,7 +41,6 @@ class Checkpoint:
         self.path = resolve(path)
         self.config: dict = {}
         self.entries: dict[str, TensorEntry] = {}
-        self.metadata: dict[str, dict[str, str]] = {}
         if self.path.is_file():
             self._add_file(self.path)
             return
@@ -61,12 +60,11 @@ class Checkpoint:
                 self._add_file(file)
 
     def _add_file(self, file: Path) -> dict[str, TensorEntry]:
-        entries, metadata = read_header(file)
+        entries, _ = read_header(file)
         for name in entries:
             if name in self.entries:
                 raise CheckpointError(f"{file}: tensor {name} also appears in {self.entries[name].file.name}")
         self.entries.update(entries)
-        self.metadata[file.name] = metadata
         return entries
 
     def _add_indexed(self, index: Path) -> None:
@@ -88,10 +86,6 @@ class Checkpoint:
     @property
     def files(self) -> list[Path]:
         return sorted({e.file for e in self.entries.values()})
-
-    @property
-    def nbytes(self) -> int:
-        return sum(e.nbytes for e in self.entries.values())
 
     def tied_duplicates(self) -> dict[str, str]:
         """Stored copies of tied weights (name -> the tensor it ties to), to count each weight once."""

@@ -360,11 +360,3 @@ def skipped(table) -> list[dict]:
     """Tensors not (fully) compared, with why and how many entries were left out."""
     return [{"name": r["name"], "status": r["status"], "numel_skipped": int(r["numel_skipped"])}
             for r in _records(table) if r.get("status", "compared") != "compared"]
-
-
-def sparsity_by(df, key: str | list[str]):
-    """Sparsity per group (e.g. 'layer' or 'module'): unchanged / numel within each group."""
-    cols = [c.column for c in criteria_of(df)]
-    params = df[df["role"] == "param"] if "role" in df else df
-    grouped = params.groupby(key, dropna=False)[["numel", *cols]].sum()
-    return grouped[cols].div(grouped["numel"], axis=0).rename(columns=lambda c: c.removeprefix("unchanged_"))
