@@ -158,3 +158,9 @@ def test_a_tensor_named_scale_without_fp8_weight_is_a_parameter(tmp_path):
     table = diff_checkpoints(tmp_path / "before.safetensors", tmp_path / "after.safetensors").set_index("name")
     assert table.loc["logit_scale", "role"] == "param"
     assert sparsity(table.reset_index())["exact"] == pytest.approx(3 / 4)
+
+
+def test_unsupported_dtype_is_named(tmp_path):
+    save_file({"w": torch.zeros(2, dtype=torch.complex64)}, tmp_path / "c.safetensors")
+    with pytest.raises(CheckpointError, match="tensor w has dtype 'C64'.*supported"):
+        Checkpoint(tmp_path / "c.safetensors")

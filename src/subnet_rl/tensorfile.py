@@ -70,16 +70,22 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, TensorEntry], dict[s
                 raise TensorFileError(f"{path}: header length {header_len} does not fit the file's {size} bytes; "
                                       "the file is truncated or not safetensors: re-download or re-save it")
             header = json.loads(f.read(header_len))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+    except (OSError, ValueError) as err:  # JSON and Unicode decoding errors are ValueErrors
+        if isinstance(err, TensorFileError):
+            raise
         raise TensorFileError(f"{path}: cannot read a safetensors header ({err}); re-download or re-save it") from err
     data_start = 8 + header_len
     metadata = header.pop("__metadata__", None) or {}
     entries: dict[str, TensorEntry] = {}
     end_of_data = 0
     for name, info in header.items():
+        dtype = info.get("dtype") if isinstance(info, dict) else None
+        if dtype not in STORAGE:
+            raise TensorFileError(f"{path}: tensor {name} has dtype {dtype!r}, which subnet-rl cannot compare "
+                                  f"(supported: {', '.join(STORAGE)})")
         try:
-            dtype = info["dtype"]
-            STORAGE[dtype]  # noqa: B018 (unsupported dtypes raise KeyError here)
             shape = tuple(int(d) for d in info["shape"])
             begin, end = (int(x) for x in info["data_offsets"])
         except (KeyError, TypeError, ValueError) as err:
