@@ -63,8 +63,7 @@ def extract_masks(before: str | os.PathLike, after: str | os.PathLike, criterion
     `out` ending in .safetensors gives one file; any other path a folder with one mask file per shard
     of `before`. Masks cover parameters that were compared (resized tensors: their shared rows).
     """
-    ckpt_before = Checkpoint(before)
-    pairs = [p for p in pair_tensors(ckpt_before, Checkpoint(after)) if p.role == "param" and p.status in COMPARED]
+    pairs = [p for p in pair_tensors(Checkpoint(before), Checkpoint(after)) if p.role == "param" and p.status in COMPARED]
     single = str(out).endswith(".safetensors")
     groups: dict[str, list] = {}
     for pair in pairs:
