@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 CORES  ?= all
 
-.PHONY: demo test test-fast lint report clean
+.PHONY: demo test test-fast test-slurm lint report clean
 
 $(STAMP): envs/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,14 +29,21 @@ demo: $(STAMP)
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
 
-## test: the full test suite, end-to-end runs of the Snakefile included (grouped last)
+## test: the full test suite: unit tests, then end-to-end runs of the Snakefile, then the Slurm
+## profile on a real single-node Slurm (installed and started by the test; needs root)
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -m "not e2e and not slurm"
 	$(BIN)/python -m pytest -m e2e
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-slurm; \
+	else echo "make test: the Slurm tests were NOT run: they install and start Slurm, which needs root (make test-slurm)"; fi
+
+## test-slurm: the Slurm profile tests alone (root)
+test-slurm: $(TEST_STAMP)
+	$(BIN)/python -m pytest -m slurm
 
 ## test-fast: unit tests only
 test-fast: $(TEST_STAMP)
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -m "not e2e and not slurm"
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

@@ -2,8 +2,6 @@
 download -> diff -> table chain against a pre-populated hub cache."""
 
 import json
-import os
-import subprocess
 
 import pandas as pd
 import pytest
@@ -11,7 +9,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from test_workflow import REPO, SNAKEMAKE, planned_outputs
+from test_workflow import REPO, planned_outputs, snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -21,9 +19,7 @@ def test_paper_config_dag_downloads_each_model_once_and_diffs_every_pair(tmp_pat
     pairs = config["checkpoint_pairs"]
     models = {p[side]["name"] for p in pairs.values() for side in ("before", "after")}
     assert len(pairs) == 17 and "deepseek-ai/DeepSeek-R1-Zero" in models
-    result = subprocess.run([str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-                             "--configfile", str(REPO / "config" / "paper.yaml"), "-n"],
-                            capture_output=True, text=True, timeout=300)
+    result = snakemake(tmp_path, "-n", configfile=REPO / "config" / "paper.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     planned = planned_outputs(result.stdout)
     downloads = {p for p in planned if p.startswith("results/downloads/")}
@@ -61,10 +57,7 @@ def test_pairs_run_offline_from_a_hub_cache(tmp_path):
         },
     }
     (tmp_path / "pairs.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-                             "--configfile", str(tmp_path / "pairs.yaml"), "--cores", "2"],
-                            capture_output=True, text=True, timeout=600, env=env)
+    result = snakemake(tmp_path, configfile=tmp_path / "pairs.yaml", env={"HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     record = json.loads((tmp_path / "results" / "downloads" / "org--base.json").read_text())
     assert record["revision"] == "a" * 40

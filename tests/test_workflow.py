@@ -3,10 +3,12 @@
 Grouped under the `e2e` marker; `make test` runs them after the unit tests.
 """
 
+import functools
+import os
 import re
-import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -20,10 +22,26 @@ SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 TEST_CONFIG = REPO / ".test" / "config.yaml"
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path = TEST_CONFIG, timeout: int = 900):
+@functools.cache
+def local_env() -> dict[str, str]:
+    """The environment for local (non-Slurm) runs.
+
+    At start-up the Slurm executor plugin asks `scontrol show config` for MinJobAge; where the Slurm
+    client is installed but no controller runs (after the Slurm tests, say) that waits 10 s per
+    Snakemake call. A stub `scontrol` that fails at once keeps local runs from waiting on it.
+    """
+    stub_dir = Path(tempfile.mkdtemp(prefix="subnet-rl-no-slurm-"))
+    stub = stub_dir / "scontrol"
+    stub.write_text("#!/bin/sh\nexit 1\n")
+    stub.chmod(0o755)
+    return {**os.environ, "PATH": f"{stub_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = TEST_CONFIG, timeout: int = 900, env: dict | None = None):
     cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(configfile), "--cores", "2", *args]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                          env={**local_env(), **(env or {})})
 
 
 def planned_outputs(dry_run_stdout: str) -> set[str]:
@@ -91,7 +109,8 @@ def test_changing_one_lr_reruns_only_that_run_and_its_dependents(completed_run, 
 
 
 def test_lint_is_clean():
-    result = subprocess.run([str(SNAKEMAKE), "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(SNAKEMAKE), "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env=local_env())
     assert result.returncode == 0
     assert "Lints for" not in result.stdout + result.stderr
 
