@@ -7,9 +7,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-ALGORITHMS = ("grpo", "dpo", "sft")
-
-
 @dataclass(frozen=True)
 class RunSpec:
     """Everything a training run needs; the Snakefile passes it whole as a param, so a change reruns it."""

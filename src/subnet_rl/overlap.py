@@ -51,7 +51,7 @@ def mask_overlap(path1: str | os.PathLike, path2: str | os.PathLike, chunk_bytes
     with ChunkReader(chunk_bytes) as reader:
         for name in m1.names():
             n += m1.mask_numel(name)
-            for p1, p2 in zip(m1.packed_chunks(name, reader, 0), m2.packed_chunks(name, reader, 1)):
+            for p1, p2 in zip(m1.packed_chunks(name, reader, 0), m2.packed_chunks(name, reader, 1), strict=True):
                 size1 += popcount(p1)
                 size2 += popcount(p2)
                 inter += popcount(p1 & p2)
