@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from .base import Task
+
 ALPHABET = "0123456789+="
 
 
@@ -52,7 +54,7 @@ def split_problems(digits: int, n_train: int, n_test: int, seed: int) -> tuple[l
     return problems[:n_train], problems[n_train : n_train + n_test]
 
 
-def reward(completion: str, answer: str) -> float:
+def partial_reward(completion: str, answer: str) -> float:
     """Partial credit, so RL gets a signal from a half-competent start.
 
     1.0 for an exact answer; otherwise 0.8 x (fraction of digit positions right) + 0.1 when the length is
@@ -69,3 +71,19 @@ def reward(completion: str, answer: str) -> float:
 
 def is_correct(completion: str, answer: str) -> bool:
     return completion.strip() == answer
+
+
+class Addition(Task):
+    """Exact match of the digits; partial credit (the miniature's default reward) per digit position."""
+
+    name = "addition"
+    rewards = ("partial", "binary")
+
+    def is_correct(self, completion: str, answer: str) -> bool:
+        return is_correct(completion, answer)
+
+    def partial_reward(self, completion: str, answer: str) -> float:
+        return partial_reward(completion, answer)
+
+
+ADDITION = Addition()
