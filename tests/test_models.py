@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from subnet_rl import task
+from subnet_rl.tasks import addition as task
 from subnet_rl.models import (TinyModelSpec, build_char_tokenizer, build_tiny_model, fetch_pretrained,
                               load_checkpoint, require_checkpoint, save_checkpoint)
 

@@ -9,18 +9,35 @@ def _diff(unchanged_tol, unchanged_exact, numel=100):
                          "unchanged_exact": [unchanged_exact]})
 
 
-RUNS = {"g": {"algorithm": "grpo", "regime": "paper", "lr": 1e-6, "steps": 10, "precision": "bf16", "seed": 1},
-        "s": {"algorithm": "sft", "regime": "paper", "lr": 1e-6, "steps": 10, "precision": "fp32", "seed": 1}}
-ACC = {("base", "init"): 0.0, ("base", "start"): 0.4, ("full", "g"): 0.5, ("full", "s"): 0.45, ("subnet", "g"): 0.55}
+_RUN = {"regime": "paper", "lr": 1e-6, "steps": 10, "seed": 1, "eval_dataset": "d", "model": "start"}
+RUNS = {"g": {**_RUN, "algorithm": "grpo", "precision": "bf16"}, "s": {**_RUN, "algorithm": "sft", "precision": "fp32"}}
+ACC = {("d", "base", "init"): 0.0, ("d", "base", "start"): 0.4, ("d", "full", "g"): 0.5, ("d", "full", "s"): 0.45,
+       ("d", "subnet", "g"): 0.55}
+GRPO_LOG = [{"loss": 0.1, "reward": 0.2, "frac_reward_zero_std": 0.5, "step": 1},
+            {"loss": 0.0, "reward": 0.6, "frac_reward_zero_std": 0.25, "step": 2}, {"train_runtime": 1.0}]
+SFT_LOG = [{"loss": 2.0}, {"loss": 1.5}]
 
 
 def test_sparsity_table_rows_and_percentages():
-    table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC,
-                           warmup={"lr": 1e-3, "steps": 5, "seed": 0}, warmup_diff=_diff(1, 0))
+    table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC, {"g": GRPO_LOG, "s": SFT_LOG},
+                           warmup={"dataset": "d", "lr": 1e-3, "steps": 5, "seed": 0}, warmup_diff=_diff(1, 0))
     assert list(table["run"]) == ["sft-from-init", "g", "s"]
     g = table.set_index("run").loc["g"]
     assert g["sparsity tol=1e-05"] == pytest.approx(90.0) and g["sparsity exact"] == pytest.approx(80.0)
     assert (g["accuracy_before"], g["accuracy_after"]) == pytest.approx((40.0, 50.0))
+    # The learning signal of each run's trainer log: reward for RL, loss otherwise.
+    assert (g["signal"], g["signal_start"], g["signal_end"]) == ("reward", 0.2, 0.6)
+    assert g["zero_variance_groups"] == pytest.approx(0.375) and g["warning"] == ""
+    s = table.set_index("run").loc["s"]
+    assert (s["signal"], s["signal_start"], s["signal_end"]) == ("loss", 2.0, 1.5)
+
+
+def test_a_run_that_learned_nothing_is_marked():
+    dead_log = [{"loss": 0.0, "reward": 0.0, "frac_reward_zero_std": 1.0}] * 2
+    table = sparsity_table(RUNS, {"g": _diff(100, 100), "s": _diff(20, 10)}, ACC, {"g": dead_log, "s": SFT_LOG})
+    warnings = table.set_index("run")["warning"]
+    assert "zero variance" in warnings["g"] and "all updates were zero" in warnings["g"]
+    assert warnings["s"] == ""
 
 
 def test_subnetwork_table_uses_tolerance_columns_only():
@@ -32,7 +49,7 @@ def test_subnetwork_table_uses_tolerance_columns_only():
 
 
 def test_write_table_formats_lr_and_keeps_csv_precise(tmp_path):
-    table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC)
+    table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC, {})
     write_table(table, tmp_path / "t.md", tmp_path / "t.csv", "Title")
     assert "1e-06" in (tmp_path / "t.md").read_text()
     assert pd.read_csv(tmp_path / "t.csv")["lr"].iloc[0] == pytest.approx(1e-6)

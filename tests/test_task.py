@@ -1,6 +1,6 @@
 import pytest
 
-from subnet_rl import task
+from subnet_rl.tasks import addition as task
 
 
 def test_reversed_answer_and_prompt():
@@ -15,7 +15,7 @@ def test_reversed_answer_and_prompt():
     ("500", 0.8 * 2 / 3 + 0.1), ("51", 0.8 * 1 / 3), ("105", 0.8 * 1 / 3 + 0.1),
 ])
 def test_partial_credit_reward(completion, expected):
-    assert task.reward(completion, "501") == pytest.approx(expected)
+    assert task.partial_reward(completion, "501") == pytest.approx(expected)
 
 
 def test_split_is_disjoint_and_deterministic():

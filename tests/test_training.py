@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from subnet_rl import task
+from subnet_rl.tasks import addition as task
 from subnet_rl.config import RunSpec
 from subnet_rl.data import synthetic_addition, write_dataset
 from subnet_rl.masks import save_masks

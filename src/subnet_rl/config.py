@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from .tasks import default_reward, get_task
+
+#: the name of the config's `model` among the start checkpoints (others are named under `models`).
+DEFAULT_MODEL = "start"
+#: what each algorithm needs of its dataset's task.
+NEEDS_SCORING = {"grpo": "a reward", "sft": "reference answers"}
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -24,7 +33,15 @@ class RunSpec:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     warmup_steps: int = 0
-    max_new_tokens: int = 5
+    max_new_tokens: int = 5          # completion length (GRPO generation)
+    max_prompt_length: int = 32      # prompts longer than this fail (or are dropped with drop_overlong)
+    max_length: int = 64             # SFT/DPO: prompt + completion; longer would cut the answer away
+    drop_overlong: bool = False
+    # Resolved from the run's datasets (not set in a run entry)
+    task: str = "addition"
+    reward: str | None = "partial"
+    eval_dataset: str = ""
+    model: str = DEFAULT_MODEL
     # GRPO
     num_generations: int = 8
     temperature: float = 1.0
@@ -46,10 +63,23 @@ class RunSpec:
         unknown = sorted(set(merged) - known - {"algorithm"})
         if unknown:
             raise ValueError(f"runs.{name}: unknown setting(s) {unknown}; known: {sorted(known)}")
+        dataset = config["datasets"][run["dataset"]]
+        merged["task"] = dataset_task(dataset)
+        merged["reward"] = dataset_reward(dataset)
+        merged.setdefault("eval_dataset", run["dataset"])
         return cls(name=name, **{k: v for k, v in merged.items() if k in known and k != "name"})
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def dataset_task(dataset: dict[str, Any]) -> str:
+    """A dataset's task (synthetic data is the addition task)."""
+    return dataset.get("task", "addition")
+
+
+def dataset_reward(dataset: dict[str, Any]) -> str | None:
+    return dataset.get("reward") or default_reward(dataset_task(dataset))
 
 
 @dataclass(frozen=True)
@@ -63,11 +93,15 @@ class WarmupSpec:
     warmup_steps: int = 0
     seed: int = 0
     weight_decay: float = 0.0
+    max_prompt_length: int = 32
+    max_length: int = 64
+    drop_overlong: bool = False
 
     def as_run(self) -> RunSpec:
         return RunSpec(name="warmup", algorithm="sft", lr=self.lr, steps=self.steps, seed=self.seed,
                        dataset=self.dataset, batch_size=self.batch_size, warmup_steps=self.warmup_steps,
-                       weight_decay=self.weight_decay)
+                       weight_decay=self.weight_decay, max_prompt_length=self.max_prompt_length,
+                       max_length=self.max_length, drop_overlong=self.drop_overlong, eval_dataset=self.dataset)
 
 
 _SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
@@ -89,16 +123,108 @@ def coerce_scientific_notation(node: Any) -> Any:
 
 def check_references(config: dict[str, Any]) -> None:
     """Cross-field checks a JSON schema cannot express; each error names the key and the fix."""
-    datasets = set(config.get("datasets", {}))
+    datasets = config.get("datasets", {})
+    for name, dataset in datasets.items():
+        _check_dataset(name, dataset)
+    models = set(config.get("models", {}))
     warmup = config.get("model", {}).get("warmup")
     if warmup and warmup["dataset"] not in datasets:
         raise ValueError(f"model.warmup.dataset: {warmup['dataset']!r} is not under 'datasets' "
                          f"(known: {sorted(datasets)})")
+    if warmup and not get_task(dataset_task(datasets[warmup["dataset"]])).scores:
+        raise ValueError(f"model.warmup.dataset: {warmup['dataset']!r} has task 'preference': the warmup is SFT "
+                         "on reference answers and is scored; name a dataset with a scoring task")
     for name, run in config.get("runs", {}).items():
-        if run["dataset"] not in datasets:
-            raise ValueError(f"runs.{name}.dataset: {run['dataset']!r} is not under 'datasets' "
-                             f"(known: {sorted(datasets)})")
-        RunSpec.from_config(config, name)
+        for key in ("dataset", "eval_dataset"):
+            if key in run and run[key] not in datasets:
+                raise ValueError(f"runs.{name}.{key}: {run[key]!r} is not under 'datasets' (known: {sorted(datasets)})")
+        if "model" in run and run["model"] not in models:
+            raise ValueError(f"runs.{name}.model: {run['model']!r} is not under 'models' (known: {sorted(models)}); "
+                             "leave it out to start from the config's `model`")
+        spec = RunSpec.from_config(config, name)
+        _check_run_task(spec, datasets)
+    _check_chat_templates(config)
+
+
+def _check_dataset(name: str, dataset: dict[str, Any]) -> None:
+    task = get_task(dataset_task(dataset))
+    reward = dataset.get("reward")
+    if reward and reward not in task.rewards:
+        offers = f"it offers {list(task.rewards)}" if task.rewards else "it scores nothing: leave `reward` out"
+        raise ValueError(f"datasets.{name}.reward: task {task.name!r} has no {reward!r} reward; {offers}")
+    columns = dataset.get("columns", {})
+    if dataset["source"] == "hub":
+        unmapped = [c for c in task.required_columns if c not in columns]
+        if unmapped:
+            raise ValueError(f"datasets.{name}.columns: task {task.name!r} needs {list(task.required_columns)}; "
+                             f"name the source column of {unmapped} (e.g. `columns: {{{unmapped[0]}: <column>}}`)")
+    elif dataset["source"] == "parquet":
+        for split, file in dataset["files"].items():
+            if not Path(file).is_file():
+                raise ValueError(f"datasets.{name}.files.{split}: {file} does not exist")
+            import pyarrow.parquet as pq
+
+            present = set(pq.read_schema(file).names)
+            mapped = {ours: columns.get(ours, ours) for ours in task.required_columns}
+            missing = {ours: theirs for ours, theirs in mapped.items() if theirs not in present}
+            if missing:
+                raise ValueError(f"datasets.{name}.columns: task {task.name!r} needs column(s) {sorted(missing)}, "
+                                 f"looked up as {sorted(missing.values())} in {file}, which has {sorted(present)}; "
+                                 "map them with `columns: {ours: theirs}`")
+
+
+def _check_run_task(spec: RunSpec, datasets: dict[str, Any]) -> None:
+    where = f"runs.{spec.name}"
+    if spec.algorithm in NEEDS_SCORING and not get_task(spec.task).scores:
+        raise ValueError(f"{where}.dataset: {spec.algorithm} needs {NEEDS_SCORING[spec.algorithm]}, and dataset "
+                         f"{spec.dataset!r} has task {spec.task!r}; use a dataset with a scoring task")
+    if spec.algorithm == "dpo":
+        dataset = datasets[spec.dataset]
+        has_pairs = dataset["source"] == "synthetic" or spec.task == "preference"
+        if spec.pairs == "dataset" and not has_pairs:
+            raise ValueError(f"{where}.pairs: 'dataset' needs chosen/rejected columns, and dataset {spec.dataset!r} "
+                             f"(task {spec.task!r}) has none; use pairs: on_policy or a preference dataset")
+        if spec.pairs == "on_policy" and not get_task(spec.task).scores:
+            raise ValueError(f"{where}.pairs: on-policy pairs are judged by the task's scorer, and dataset "
+                             f"{spec.dataset!r} has task 'preference'; use pairs: dataset")
+    eval_task = dataset_task(datasets[spec.eval_dataset])
+    if not get_task(eval_task).scores:
+        raise ValueError(f"{where}.eval_dataset: dataset {spec.eval_dataset!r} has task {eval_task!r}, which scores "
+                         "nothing; set `eval_dataset` to a dataset with a scoring task (gsm8k, math, addition)")
+
+
+def start_models(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every start checkpoint a run may name: the config's `model` (as "start") and those under `models`."""
+    return {DEFAULT_MODEL: config.get("model", {}), **config.get("models", {})}
+
+
+def _check_chat_templates(config: dict[str, Any]) -> None:
+    """A chat prompt_format needs a tokenizer with a chat template, checked where the tokenizer is at hand.
+
+    Hub models are checked when their job loads the tokenizer (nothing is downloaded to validate a config).
+    """
+    datasets, models = config.get("datasets", {}), start_models(config)
+    for name in sorted(config.get("runs", {})):
+        spec = RunSpec.from_config(config, name)
+        for dataset in (spec.dataset, spec.eval_dataset):
+            if datasets[dataset].get("prompt_format") != "chat":
+                continue
+            model, where = models[spec.model], f"datasets.{dataset}.prompt_format"
+            if model.get("source") == "embedded":
+                raise ValueError(f"{where}: 'chat' needs a tokenizer with a chat template, and the embedded model's "
+                                 "character tokenizer has none; use prompt_format: plain, or a pretrained model")
+            if model.get("source") == "local" and not folder_has_chat_template(model["name"]):
+                raise ValueError(f"{where}: 'chat' needs a tokenizer with a chat template, and {model['name']} has "
+                                 "none (no chat_template in tokenizer_config.json, no chat_template.jinja); "
+                                 "use prompt_format: plain")
+
+
+def folder_has_chat_template(folder: str) -> bool:
+    path = Path(folder)
+    if (path / "chat_template.jinja").is_file() or (path / "chat_template.json").is_file():
+        return True
+    config_file = path / "tokenizer_config.json"
+    return config_file.is_file() and bool(json.loads(config_file.read_text()).get("chat_template"))
 
 
 def sort_keys_in_place(node: Any) -> Any:

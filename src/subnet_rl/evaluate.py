@@ -1,11 +1,12 @@
-"""Generation and greedy accuracy on a test split."""
+"""Generation and greedy accuracy on a test split, scored by the dataset's task."""
 
 from __future__ import annotations
 
 import pandas as pd
 import torch
 
-from . import task
+from .prompting import render_all
+from .tasks import Task
 
 
 def default_device() -> torch.device:
@@ -13,16 +14,18 @@ def default_device() -> torch.device:
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 512,
+def generate(model, tokenizer, prompts: list, max_new_tokens: int, batch_size: int = 512,
              samples: int = 1, temperature: float | None = None) -> list[list[str]]:
-    """Completions for each prompt: greedy when temperature is None, else `samples` sampled ones."""
+    """Completions for each prompt (text, or a conversation rendered with the chat template): greedy when
+    temperature is None, else `samples` sampled ones."""
     model.eval()
     device = default_device()
     model.to(device)
     sampling = temperature is not None
+    texts_in = render_all(tokenizer, prompts)
     out: list[list[str]] = []
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]
+    for start in range(0, len(texts_in), batch_size):
+        batch = texts_in[start : start + batch_size]
         enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         generated = model.generate(
             **enc,
@@ -40,14 +43,22 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
     return out
 
 
-def greedy_eval(model, tokenizer, test: pd.DataFrame, max_new_tokens: int, batch_size: int = 512) -> pd.DataFrame:
-    """One row per test example: prompt, answer, completion, correct, reward."""
-    completions = [c[0] for c in generate(model, tokenizer, list(test["prompt"]), max_new_tokens, batch_size)]
-    answers = list(test["answer"])
+def score(task: Task, reward: str, completions: list[str], answers: list[str]) -> pd.DataFrame:
+    """Per completion: the gold and extracted final answers, correctness and reward, as the task defines."""
     return pd.DataFrame({
-        "prompt": test["prompt"].to_numpy(),
-        "answer": answers,
-        "completion": completions,
-        "correct": [task.is_correct(c, a) for c, a in zip(completions, answers)],
-        "reward": [task.reward(c, a) for c, a in zip(completions, answers)],
+        "gold": [task.gold(a) for a in answers],
+        "extracted": [task.extract(c) for c in completions],
+        "correct": [task.is_correct(c, a) for c, a in zip(completions, answers, strict=True)],
+        "reward": [task.reward(c, a, reward) for c, a in zip(completions, answers, strict=True)],
     })
+
+
+def greedy_eval(model, tokenizer, test: pd.DataFrame, task: Task, reward: str, max_new_tokens: int,
+                batch_size: int = 512) -> pd.DataFrame:
+    """One row per test example: prompt, answer, completion, gold, extracted, correct, reward."""
+    completions = [c[0] for c in generate(model, tokenizer, list(test["prompt"]), max_new_tokens, batch_size)]
+    answers = [str(a) for a in test["answer"]]
+    return pd.concat([
+        pd.DataFrame({"prompt": test["prompt"].to_numpy(), "answer": answers, "completion": completions}),
+        score(task, reward, completions, answers),
+    ], axis=1)

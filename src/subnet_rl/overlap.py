@@ -58,9 +58,11 @@ def mask_overlap(path1: str | os.PathLike, path2: str | os.PathLike, chunk_bytes
     return overlap_stats(n, size1, size2, inter)
 
 
-def pairwise_overlap(masks: dict[str, str | os.PathLike]) -> pd.DataFrame:
-    """Every unordered pair of runs, one row each."""
-    rows = [{"run_1": r1, "run_2": r2, **mask_overlap(masks[r1], masks[r2])}
-            for r1, r2 in itertools.combinations(sorted(masks), 2)]
+def pairwise_overlap(masks: dict[str, str | os.PathLike], groups: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """Every unordered pair of runs, one row each; with `groups`, only pairs within a group (runs from
+    the same start checkpoint: masks of different base models do not share entries)."""
+    groups = groups or {"": list(masks)}
+    pairs = [pair for runs in groups.values() for pair in itertools.combinations(sorted(runs), 2)]
+    rows = [{"run_1": r1, "run_2": r2, **mask_overlap(masks[r1], masks[r2])} for r1, r2 in sorted(pairs)]
     columns = ["run_1", "run_2", *overlap_stats(1, 0, 0, 0)]
     return pd.DataFrame(rows, columns=columns)

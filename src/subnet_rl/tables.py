@@ -10,44 +10,58 @@ import pandas as pd
 
 from .atomic import write_text
 from .diff import sparsity
+from .learning_signal import learning_signal, warning
 
 RUN_COLUMNS = ["algorithm", "regime", "lr", "steps", "precision", "seed"]
+#: accuracy keys are (dataset, variant, checkpoint name), as the evaluation stage's paths are.
+AccuracyKey = tuple[str, str, str]
 
 
 def _pct(x: float) -> float:
     return 100.0 * x
 
 
-def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], accuracy: dict[tuple[str, str], float],
-                   warmup: dict | None = None, warmup_diff: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per run (and SFT-from-init): accuracy before/after and sparsity (%) at each criterion."""
+def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], accuracy: dict[AccuracyKey, float],
+                   logs: dict[str, list[dict]], warmup: dict | None = None,
+                   warmup_diff: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per run (and SFT-from-init): accuracy before/after, the learning signal of its trainer log,
+    and sparsity (%) at each criterion; `warning` says when the sparsity means nothing was learned."""
     rows = []
-    start_acc = accuracy[("base", "start")]
     if warmup is not None and warmup_diff is not None:
+        ds = warmup["dataset"]
         rows.append({"run": "sft-from-init", "algorithm": "sft", "regime": "warmup", "lr": warmup["lr"],
                      "steps": warmup["steps"], "precision": "fp32", "seed": warmup.get("seed", 0),
-                     "accuracy_before": _pct(accuracy[("base", "init")]), "accuracy_after": _pct(start_acc),
+                     "accuracy_before": _pct(accuracy[(ds, "base", "init")]),
+                     "accuracy_after": _pct(accuracy[(ds, "base", "start")]),
+                     **learning_signal(logs.get("sft-from-init", [])),
                      **{f"sparsity {k}": _pct(v) for k, v in sparsity(warmup_diff).items()}})
     for name in sorted(runs, key=lambda r: (runs[r]["regime"], runs[r]["algorithm"], r)):
         spec = runs[name]
+        ds = spec["eval_dataset"]
         rows.append({"run": name, **{c: spec[c] for c in RUN_COLUMNS},
-                     "accuracy_before": _pct(start_acc), "accuracy_after": _pct(accuracy[("full", name)]),
+                     "accuracy_before": _pct(accuracy[(ds, "base", spec["model"])]),
+                     "accuracy_after": _pct(accuracy[(ds, "full", name)]),
+                     **learning_signal(logs.get(name, [])),
                      **{f"sparsity {k}": _pct(v) for k, v in sparsity(run_diffs[name]).items()}})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["warning"] = [warning(row, row["sparsity exact"] / 100.0) for row in table.to_dict("records")]
+    return table
 
 
-def subnetwork_table(runs: dict[str, dict], accuracy: dict[tuple[str, str], float],
+def subnetwork_table(runs: dict[str, dict], accuracy: dict[AccuracyKey, float],
                      subnet_diffs: dict[str, pd.DataFrame], trainable: dict[str, float]) -> pd.DataFrame:
     """Paper Table 3: full vs subnetwork accuracy, and % of entries equal between the two models."""
     rows = []
     for name in sorted(subnet_diffs):
         spec = runs[name]
+        ds = spec["eval_dataset"]
         equal = {f"equal {k} (%)": _pct(v) for k, v in sparsity(subnet_diffs[name]).items() if k.startswith("tol=")}
         rows.append({"run": name, **{c: spec[c] for c in ("algorithm", "regime", "lr", "precision")},
                      "subnetwork (% of entries)": _pct(trainable[name]),
-                     "accuracy_start": _pct(accuracy[("base", "start")]),
-                     "accuracy_full": _pct(accuracy[("full", name)]),
-                     "accuracy_subnetwork": _pct(accuracy[("subnet", name)]), **equal})
+                     "accuracy_start": _pct(accuracy[(ds, "base", spec["model"])]),
+                     "accuracy_full": _pct(accuracy[(ds, "full", name)]),
+                     "accuracy_subnetwork": _pct(accuracy[(ds, "subnet", name)]), **equal})
     return pd.DataFrame(rows)
 
 
@@ -59,9 +73,14 @@ def overlap_table(pairs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def training_record(checkpoint: str | os.PathLike) -> dict:
+    """What the training stage recorded next to a checkpoint (run spec, log history, subnetwork counts)."""
+    return json.loads((Path(checkpoint) / "training.json").read_text())
+
+
 def trainable_fraction(subnet_checkpoint: str | os.PathLike) -> float:
     """Share of entries a subnetwork run trained, as recorded by the training stage."""
-    counts = json.loads((Path(subnet_checkpoint) / "training.json").read_text())["subnetwork"]
+    counts = training_record(subnet_checkpoint)["subnetwork"]
     return counts["trainable"] / counts["total"]
 
 

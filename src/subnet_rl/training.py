@@ -1,4 +1,8 @@
-"""RL and SFT training with TRL trainers (GRPO, DPO, continued SFT), optionally on a subnetwork."""
+"""RL and SFT training with TRL trainers (GRPO, DPO, continued SFT), optionally on a subnetwork.
+
+The reward is the run's dataset task's (`tasks`), and prompts keep their format (plain text or
+conversations) all the way to TRL, which applies the chat template itself.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ import tempfile
 import pandas as pd
 import torch
 
-from . import task
 from .config import RunSpec
+from .lengths import enforce_lengths
 from .masks import MaskFile
 from .models import PRECISIONS, load_checkpoint, save_checkpoint
+from .prompting import as_completion, as_messages, is_conversation
 from .subnetwork import SubnetworkMask
+from .tasks import get_task, reward_function
 
 
 def hardware_args(precision: str) -> dict:
@@ -26,9 +32,9 @@ def hardware_args(precision: str) -> dict:
     return {"use_cpu": not cuda, "bf16": autocast, "fp16": False}
 
 
-def addition_reward(prompts, completions, answer, **_) -> list[float]:
-    """GRPO reward function (TRL passes dataset columns as keyword arguments)."""
-    return [task.reward(c, a) for c, a in zip(completions, answer)]
+def trl_records(df: pd.DataFrame, columns: list[str]) -> dict[str, list]:
+    """Columns as TRL expects them: strings, or conversations as plain lists of {role, content}."""
+    return {c: [as_messages(v) if is_conversation(v) else v for v in df[c]] for c in columns}
 
 
 def _common_args(spec: RunSpec, output_dir: str) -> dict:
@@ -60,14 +66,15 @@ def build_trainer(spec: RunSpec, model, tokenizer, train: pd.DataFrame, pairs: p
     if spec.algorithm == "sft":
         from trl import SFTConfig, SFTTrainer
 
-        data = Dataset.from_pandas(train.rename(columns={"answer": "completion"})[["prompt", "completion"]])
-        args = SFTConfig(per_device_train_batch_size=spec.batch_size, max_length=64, **common)
+        completions = [as_completion(p, a) for p, a in zip(train["prompt"], train["answer"], strict=True)]
+        data = Dataset.from_dict({**trl_records(train, ["prompt"]), "completion": completions})
+        args = SFTConfig(per_device_train_batch_size=spec.batch_size, max_length=spec.max_length, **common)
         return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                           callbacks=callbacks)
     if spec.algorithm == "grpo":
         from trl import GRPOConfig, GRPOTrainer
 
-        data = Dataset.from_pandas(train[["prompt", "answer"]])
+        data = Dataset.from_dict(trl_records(train, ["prompt", "answer"]))
         args = GRPOConfig(
             per_device_train_batch_size=spec.batch_size * spec.num_generations,
             num_generations=spec.num_generations,
@@ -76,20 +83,30 @@ def build_trainer(spec: RunSpec, model, tokenizer, train: pd.DataFrame, pairs: p
             beta=spec.kl_beta,
             **common,
         )
-        return GRPOTrainer(model=model, reward_funcs=addition_reward, args=args, train_dataset=data,
+        reward = reward_function(get_task(spec.task), spec.reward)
+        return GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=data,
                            processing_class=tokenizer, callbacks=callbacks)
     if spec.algorithm == "dpo":
         from trl import DPOConfig, DPOTrainer
 
         if pairs is None:
             raise ValueError(f"run {spec.name}: DPO needs preference pairs (prompt, chosen, rejected)")
-        data = Dataset.from_pandas(pairs[["prompt", "chosen", "rejected"]])
+        data = Dataset.from_dict(trl_records(pairs, ["prompt", "chosen", "rejected"]))
         losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, spec.sft_weight]} if spec.sft_weight else {}
-        args = DPOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=64,
+        args = DPOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=spec.max_length,
                          **losses, **common)
         return DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                           callbacks=callbacks)
     raise ValueError(f"run {spec.name}: unknown algorithm {spec.algorithm!r}")
+
+
+def _within_lengths(spec: RunSpec, tokenizer, df: pd.DataFrame, algorithm: str) -> tuple[pd.DataFrame, int]:
+    kept, dropped = enforce_lengths(df, tokenizer, algorithm, spec.max_prompt_length, spec.max_length,
+                                    spec.drop_overlong, spec.dataset, spec.name)
+    if dropped:
+        print(f"drop_overlong: dropped {dropped} of {len(df)} rows of {spec.dataset!r} over the length limits "
+              f"(max_prompt_length={spec.max_prompt_length}, max_length={spec.max_length})")
+    return kept, dropped
 
 
 def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike, out_dir: str | os.PathLike,
@@ -100,8 +117,8 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
     """
     torch.manual_seed(spec.seed)
     model, tokenizer = load_checkpoint(start, spec.precision)
-    train_df = pd.read_parquet(train_data)
-    pairs_df = pd.read_parquet(pairs) if pairs is not None else None
+    train_df, dropped = _within_lengths(spec, tokenizer, pd.read_parquet(train_data), "sft" if spec.algorithm == "sft" else "grpo")
+    pairs_df, dropped_pairs = (None, 0) if pairs is None else _within_lengths(spec, tokenizer, pd.read_parquet(pairs), "dpo")
     callbacks = []
     subnet = None
     if mask is not None:
@@ -115,6 +132,7 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
     model = model.to(PRECISIONS[spec.precision])
     summary = {
         "run": spec.as_dict(),
+        "dropped_overlong": {"train": dropped, "pairs": dropped_pairs},
         "subnetwork": None if subnet is None else {"trainable": subnet.trainable, "total": subnet.total},
         "log_history": trainer.state.log_history,
     }

@@ -1,5 +1,6 @@
-# The start checkpoint of every run: the embedded tiny model built offline and SFT-warmed, or a
-# pretrained model (local folder or hub id), optionally SFT-warmed too.
+# The start checkpoints of the runs: the embedded tiny model built offline and SFT-warmed, or
+# pretrained models (local folders or hub ids) fetched as they are, the config's `model` optionally
+# SFT-warmed too.
 
 INIT_OR_START = checkpoint_dir("base", "init") if WARMUP else START
 
@@ -21,24 +22,26 @@ if RUNS and config["model"]["source"] == "embedded":
         script:
             "../scripts/build_model.py"
 
-elif RUNS:
 
-    rule fetch_model:
-        output:
-            directory(INIT_OR_START),
-        params:
-            source=config["model"]["source"],
-            name=config["model"]["name"],
-            revision=config["model"].get("revision"),
-            cache_dir=config["model"].get("cache_dir"),
-        conda:
-            "../../envs/subnet-rl.yaml"
-        log:
-            "results/logs/base/fetch_model.log",
-        benchmark:
-            "results/benchmarks/base/fetch_model.tsv"
-        script:
-            "../scripts/fetch_model.py"
+rule fetch_model:
+    output:
+        directory("results/checkpoints/base/{model}"),
+    params:
+        source=lambda wildcards: PRETRAINED[wildcards.model]["source"],
+        name=lambda wildcards: PRETRAINED[wildcards.model]["name"],
+        revision=lambda wildcards: PRETRAINED[wildcards.model].get("revision"),
+        cache_dir=lambda wildcards: PRETRAINED[wildcards.model].get("cache_dir"),
+    resources:
+        mem_mb=resource("download", "mem_mb", 2000),
+        runtime=resource("download", "runtime", 240),
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/base/fetch_model/{model}.log",
+    benchmark:
+        "results/benchmarks/base/fetch_model/{model}.tsv"
+    script:
+        "../scripts/fetch_model.py"
 
 
 if WARMUP:

@@ -3,9 +3,12 @@ import re
 from snakemake.utils import validate
 
 from subnet_rl.config import (
+    DEFAULT_MODEL,
     RunSpec,
     check_references,
     coerce_scientific_notation,
+    dataset_reward,
+    dataset_task,
     sort_keys_in_place,
 )
 from subnet_rl.jobs import configure_hub_environment, download_slug, hub_downloads
@@ -24,6 +27,16 @@ SUBNET_RUNS = [r for r in RUNS if config["runs"][r].get("subnetwork", False)]
 WARMUP = "warmup" in config.get("model", {})
 PAIRS = sorted(config.get("checkpoint_pairs", {}))
 DOWNLOADS = hub_downloads(config)
+# Pretrained start checkpoints fetched as they are: the config's `model` unless it is embedded (as
+# "init" when a warmup follows, else "start"), and every entry of `models`.
+PRETRAINED = {
+    **(
+        {("init" if WARMUP else DEFAULT_MODEL): config["model"]}
+        if RUNS and config["model"]["source"] != "embedded"
+        else {}
+    ),
+    **config.get("models", {}),
+}
 
 
 wildcard_constraints:
@@ -31,6 +44,8 @@ wildcard_constraints:
     run="[A-Za-z0-9][A-Za-z0-9_.-]*",
     name="[A-Za-z0-9][A-Za-z0-9_.-]*",
     variant="base|full|subnet|subnet_vs_full|pairs",
+    scored="base|full|subnet",
+    model="|".join(re.escape(m) for m in PRETRAINED) or "none",
     download="|".join(re.escape(d) for d in DOWNLOADS) or "none",
     split="train|test",
 
@@ -47,19 +62,30 @@ def checkpoint_dir(variant, name):
     return f"results/checkpoints/{variant}/{name}"
 
 
-START = checkpoint_dir("base", "start")
+START = checkpoint_dir("base", DEFAULT_MODEL)
+
+
+def start_of(run):
+    """The start checkpoint of a run: the config's model, or the entry of `models` it names."""
+    return checkpoint_dir("base", run_spec(run).model)
 
 
 def dataset_file(dataset, split):
     return f"results/data/{dataset}/{split}.parquet"
 
 
+def task_of(dataset):
+    """The dataset's task and reward, as the scoring stages need them."""
+    spec = config["datasets"][dataset]
+    return {"task": dataset_task(spec), "reward": dataset_reward(spec)}
+
+
 def training_inputs(wildcards):
     spec = run_spec(wildcards.run)
-    inputs = {"start": START, "train": dataset_file(spec.dataset, "train")}
+    inputs = {"start": start_of(wildcards.run), "train": dataset_file(spec.dataset, "train")}
     if spec.algorithm == "dpo":
         inputs["pairs"] = (
-            f"results/pairs/{spec.dataset}.parquet"
+            f"results/pairs/{spec.model}/{spec.dataset}.parquet"
             if spec.pairs == "on_policy"
             else dataset_file(spec.dataset, "train")
         )
@@ -74,19 +100,15 @@ def pair_checkpoint(ref):
 
 
 def diff_inputs(wildcards):
-    if wildcards.variant == "pairs":
-        pair = config["checkpoint_pairs"][wildcards.name]
+    name, variant = wildcards.name, wildcards.variant
+    if variant == "pairs":
+        pair = config["checkpoint_pairs"][name]
         return {"before": pair_checkpoint(pair["before"]), "after": pair_checkpoint(pair["after"])}
-    before, after = {
-        "base": (checkpoint_dir("base", "init"), checkpoint_dir("base", "start")),
-        "full": (START, checkpoint_dir("full", wildcards.name)),
-        "subnet": (START, checkpoint_dir("subnet", wildcards.name)),
-        "subnet_vs_full": (
-            checkpoint_dir("full", wildcards.name),
-            checkpoint_dir("subnet", wildcards.name),
-        ),
-    }[wildcards.variant]
-    return {"before": before, "after": after}
+    if variant == "base":
+        return {"before": checkpoint_dir("base", "init"), "after": START}
+    if variant == "subnet_vs_full":
+        return {"before": checkpoint_dir("full", name), "after": checkpoint_dir("subnet", name)}
+    return {"before": start_of(name), "after": checkpoint_dir(variant, name)}
 
 
 def diff_tolerances(wildcards):
@@ -95,21 +117,27 @@ def diff_tolerances(wildcards):
     return config["diff"]["tolerances"]
 
 
-def evaluation_test_file(wildcards):
-    """A run is scored on its own dataset; base checkpoints on the warmup (else the alphabetically first) one."""
-    if wildcards.variant == "base":
-        dataset = config["model"].get("warmup", {}).get("dataset", min(config["datasets"]))
-    else:
-        dataset = run_spec(wildcards.name).dataset
-    return dataset_file(dataset, "test")
-
-
-def evaluated_checkpoints():
-    names = [("base", "start")] + [("full", r) for r in RUNS]
-    names += [("subnet", r) for r in SUBNET_RUNS]
+def evaluations():
+    """Every (dataset, variant, checkpoint) scored: each run, its start and its subnetwork on the run's
+    evaluation dataset; the warmup's init and start on the warmup dataset."""
+    scored = set()
+    for run in RUNS:
+        spec = run_spec(run)
+        scored |= {(spec.eval_dataset, "base", spec.model), (spec.eval_dataset, "full", run)}
+        if run in SUBNET_RUNS:
+            scored.add((spec.eval_dataset, "subnet", run))
     if WARMUP:
-        names.append(("base", "init"))
-    return names
+        dataset = config["model"]["warmup"]["dataset"]
+        scored |= {(dataset, "base", "init"), (dataset, "base", DEFAULT_MODEL)}
+    return [f"results/eval/{d}/{v}/{n}.parquet" for d, v, n in sorted(scored)]
+
+
+def overlap_groups():
+    """Runs by start checkpoint: masks of different base models are not comparable entry by entry."""
+    groups = {}
+    for run in RUNS:
+        groups.setdefault(run_spec(run).model, []).append(run)
+    return groups
 
 
 def final_tables():

@@ -1,11 +1,12 @@
 rule evaluate:
     input:
-        checkpoint="results/checkpoints/{variant}/{name}",
-        test=evaluation_test_file,
+        checkpoint="results/checkpoints/{scored}/{name}",
+        test=lambda wildcards: dataset_file(wildcards.dataset, "test"),
     output:
-        "results/eval/{variant}/{name}.parquet",
+        "results/eval/{dataset}/{scored}/{name}.parquet",
     params:
         settings=config["evaluate"],
+        task=lambda wildcards: task_of(wildcards.dataset),
     threads: resource("evaluate", "threads", 1)
     resources:
         gpu=resource("evaluate", "gpu", 0),
@@ -14,8 +15,8 @@ rule evaluate:
     conda:
         "../../envs/subnet-rl.yaml"
     log:
-        "results/logs/eval/{variant}/{name}.log",
+        "results/logs/eval/{dataset}/{scored}/{name}.log",
     benchmark:
-        "results/benchmarks/eval/{variant}/{name}.tsv"
+        "results/benchmarks/eval/{dataset}/{scored}/{name}.tsv"
     script:
         "../scripts/evaluate.py"

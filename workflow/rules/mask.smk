@@ -1,6 +1,6 @@
 rule mask:
     input:
-        before=START,
+        before=lambda wildcards: start_of(wildcards.run),
         after="results/checkpoints/full/{run}",
     output:
         "results/masks/{run}.safetensors",

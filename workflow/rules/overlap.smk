@@ -4,7 +4,7 @@ rule overlap:
     output:
         "results/overlap/pairs.parquet",
     params:
-        runs=RUNS,
+        groups=overlap_groups(),
     conda:
         "../../envs/subnet-rl.yaml"
     log:

@@ -1,11 +1,12 @@
 rule preference_pairs:
     input:
-        start=START,
+        start="results/checkpoints/base/{start}",
         train=lambda wildcards: dataset_file(wildcards.dataset, "train"),
     output:
-        "results/pairs/{dataset}.parquet",
+        "results/pairs/{start}/{dataset}.parquet",
     params:
         sampling=config["preference_pairs"],
+        task=lambda wildcards: task_of(wildcards.dataset),
     threads: resource("evaluate", "threads", 1)
     resources:
         gpu=resource("evaluate", "gpu", 0),
@@ -14,8 +15,8 @@ rule preference_pairs:
     conda:
         "../../envs/subnet-rl.yaml"
     log:
-        "results/logs/pairs/{dataset}.log",
+        "results/logs/pairs/{start}/{dataset}.log",
     benchmark:
-        "results/benchmarks/pairs/{dataset}.tsv"
+        "results/benchmarks/pairs/{start}/{dataset}.tsv"
     script:
         "../scripts/preference_pairs.py"

@@ -2,7 +2,9 @@ rule tables:
     input:
         run_diffs=expand("results/diff/full/{run}.parquet", run=RUNS),
         warmup_diff=["results/diff/base/start.parquet"] if WARMUP else [],
-        evals=[f"results/eval/{v}/{n}.parquet" for v, n in evaluated_checkpoints()],
+        run_checkpoints=expand("results/checkpoints/full/{run}", run=RUNS),
+        warmup_checkpoint=[START] if WARMUP else [],
+        evals=evaluations(),
         subnet_diffs=expand("results/diff/subnet_vs_full/{run}.parquet", run=SUBNET_RUNS),
         subnet_checkpoints=expand("results/checkpoints/subnet/{run}", run=SUBNET_RUNS),
         overlap="results/overlap/pairs.parquet",

@@ -1,6 +1,6 @@
 from subnet_rl.jobs import snakemake_job
 from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model, save_checkpoint
-from subnet_rl.task import ALPHABET
+from subnet_rl.tasks.addition import ALPHABET
 
 with snakemake_job(snakemake):
     tokenizer = build_char_tokenizer(ALPHABET)

@@ -1,0 +1,42 @@
+"""Did a run learn anything? Its trainer log, read so a 100%-sparse run that never had a gradient
+signal cannot pass for a sparse update.
+
+GRPO's advantage is a reward minus its group's mean: when every completion of a group gets the same
+reward the group contributes nothing, and when that holds for every group the update is exactly zero.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+NO_UPDATE = "no entry changed: all updates were zero"
+NO_SIGNAL = "no learning signal: every group's rewards had zero variance"
+
+
+def _series(log_history: list[dict[str, Any]], key: str) -> list[float]:
+    return [float(entry[key]) for entry in log_history if key in entry]
+
+
+def learning_signal(log_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean reward (RL) or loss (offline/SFT) at the first and last logging step, and for group-based RL
+    the mean fraction of groups whose rewards had zero variance (NaN where the log has none)."""
+    rewards = _series(log_history, "reward")
+    values, name = (rewards, "reward") if rewards else (_series(log_history, "loss"), "loss")
+    zero_std = _series(log_history, "frac_reward_zero_std")
+    return {
+        "signal": name if values else "",
+        "signal_start": values[0] if values else math.nan,
+        "signal_end": values[-1] if values else math.nan,
+        "zero_variance_groups": sum(zero_std) / len(zero_std) if zero_std else math.nan,
+    }
+
+
+def warning(signal: dict[str, Any], exact_sparsity: float) -> str:
+    """What makes a run's sparsity meaningless, or "" when nothing does."""
+    notes = []
+    if signal.get("zero_variance_groups") == 1.0:
+        notes.append(NO_SIGNAL)
+    if exact_sparsity >= 1.0:
+        notes.append(NO_UPDATE)
+    return "; ".join(notes)
