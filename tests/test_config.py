@@ -39,6 +39,127 @@ def test_check_references_names_the_key():
         check_references(config)
 
 
+def _study(**runs):
+    """The structure of .test/config.yaml as a dict, plus gsm8k and preference datasets (hub: nothing read)."""
+    return {
+        "datasets": {
+            "addition": {"source": "synthetic", "digits": 2, "n_train": 256, "n_test": 32, "seed": 0},
+            "gsm8k": {"source": "hub", "path": "openai/gsm8k", "name": "main", "task": "gsm8k",
+                      "columns": {"prompt": "question", "answer": "answer"}},
+            "prefs": {"source": "hub", "path": "some/prefs", "task": "preference",
+                      "columns": {"chosen": "chosen", "rejected": "rejected"}},
+        },
+        "model": {"source": "embedded", "seed": 0,
+                  "embedded": {"architecture": "qwen2", "hidden_size": 16, "intermediate_size": 32, "num_layers": 1,
+                               "num_heads": 2, "num_kv_heads": 1, "max_positions": 16},
+                  "warmup": {"dataset": "addition", "lr": 3.0e-3, "steps": 40, "batch_size": 32, "seed": 0}},
+        "training": {"precision": "fp32", "batch_size": 8, "max_new_tokens": 4},
+        "grpo": {"num_generations": 4},
+        "dpo": {"dpo_beta": 0.1, "pairs": "dataset"},
+        "runs": runs or {
+            "grpo-a": {"algorithm": "grpo", "lr": 1.0e-3, "steps": 3, "seed": 1, "dataset": "addition"},
+            "dpo-a": {"algorithm": "dpo", "lr": 1.0e-3, "steps": 3, "seed": 1, "dataset": "addition"},
+            "sft-a": {"algorithm": "sft", "lr": 1.0e-3, "steps": 3, "seed": 1, "dataset": "addition"},
+        },
+    }
+
+
+def _run(dataset, algorithm="grpo", **extra):
+    return {"algorithm": algorithm, "lr": 1.0e-3, "steps": 3, "seed": 1, "dataset": dataset, **extra}
+
+
+def test_base_study_and_scoring_tasks_pass():
+    check_references(_study())
+    check_references(_study(g=_run("gsm8k"), d=_run("prefs", "dpo", eval_dataset="gsm8k"), s=_run("gsm8k", "sft")))
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "sft"])
+def test_run_on_preference_data_with_a_scoring_algorithm_is_refused(algorithm):
+    with pytest.raises(ValueError, match=rf"runs\.p\.dataset: {algorithm} needs .*'prefs' has task 'preference'"):
+        check_references(_study(p=_run("prefs", algorithm, eval_dataset="gsm8k")))
+
+
+def test_reward_the_task_lacks_is_refused():
+    config = _study()
+    config["datasets"]["gsm8k"]["reward"] = "partial"
+    with pytest.raises(ValueError, match=r"datasets\.gsm8k\.reward: task 'gsm8k' has no 'partial' reward"):
+        check_references(config)
+
+
+def test_parquet_file_without_the_mapped_column_is_refused(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"question": ["q"], "solution": ["#### 1"]}).to_parquet(tmp_path / "d.parquet")
+    files = {"train": str(tmp_path / "d.parquet"), "test": str(tmp_path / "d.parquet")}
+    config = _study()
+    config["datasets"]["mine"] = {"source": "parquet", "task": "gsm8k", "files": files,
+                                  "columns": {"prompt": "question"}}  # answer looked up as 'answer'
+    with pytest.raises(ValueError, match=r"datasets\.mine\.columns: .*\['answer'\].*'solution'"):
+        check_references(config)
+    config["datasets"]["mine"]["columns"]["answer"] = "solution"
+    check_references(config)
+
+
+def test_hub_dataset_without_a_column_map_is_refused():
+    config = _study()
+    del config["datasets"]["gsm8k"]["columns"]["answer"]
+    with pytest.raises(ValueError, match=r"datasets\.gsm8k\.columns: task 'gsm8k' needs .*\['answer'\]"):
+        check_references(config)
+    del config["datasets"]["prefs"]["columns"]
+    config["datasets"]["gsm8k"]["columns"]["answer"] = "answer"
+    with pytest.raises(ValueError, match=r"datasets\.prefs\.columns"):
+        check_references(config)
+
+
+def _tokenizer_folder(path, chat_template_file=False):
+    path.mkdir()
+    (path / "tokenizer_config.json").write_text('{"tokenizer_class": "PreTrainedTokenizerFast"}')
+    if chat_template_file:
+        (path / "chat_template.jinja").write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    return str(path)
+
+
+def test_chat_prompt_format_needs_a_chat_template(tmp_path):
+    config = _study(g=_run("gsm8k"))
+    config["datasets"]["gsm8k"]["prompt_format"] = "chat"
+    with pytest.raises(ValueError, match=r"datasets\.gsm8k\.prompt_format: 'chat' .*embedded model"):
+        check_references(config)
+
+    config["models"] = {"plain": {"source": "local", "name": _tokenizer_folder(tmp_path / "plain")},
+                        "chatty": {"source": "local", "name": _tokenizer_folder(tmp_path / "chatty", True)}}
+    config["runs"]["g"]["model"] = "plain"
+    with pytest.raises(ValueError, match=r"datasets\.gsm8k\.prompt_format: 'chat' .*plain has none"):
+        check_references(config)
+    config["runs"]["g"]["model"] = "chatty"
+    check_references(config)
+
+    # the eval dataset is rendered with the run's model too
+    config = _study(g=_run("addition", eval_dataset="gsm8k"))
+    config["datasets"]["gsm8k"]["prompt_format"] = "chat"
+    with pytest.raises(ValueError, match=r"datasets\.gsm8k\.prompt_format"):
+        check_references(config)
+
+
+def test_eval_dataset_must_score():
+    with pytest.raises(ValueError, match=r"runs\.g\.eval_dataset: dataset 'prefs' has task 'preference'"):
+        check_references(_study(g=_run("addition", eval_dataset="prefs")))
+
+
+def test_run_model_must_be_under_models():
+    with pytest.raises(ValueError, match=r"runs\.g\.model: 'qwen' is not under 'models'"):
+        check_references(_study(g=_run("addition", model="qwen")))
+
+
+def test_run_spec_resolves_task_reward_and_eval_dataset_from_the_dataset():
+    config = _study(a=_run("addition"), g=_run("gsm8k", eval_dataset="addition"), d=_run("prefs", "dpo"))
+    a, g, d = (RunSpec.from_config(config, name) for name in "agd")
+    assert (a.task, a.reward, a.eval_dataset) == ("addition", "partial", "addition")
+    assert (g.task, g.reward, g.eval_dataset) == ("gsm8k", "binary", "addition")
+    assert (d.task, d.reward) == ("preference", None)
+    config["datasets"]["addition"]["reward"] = "binary"
+    assert RunSpec.from_config(config, "a").reward == "binary"
+
+
 def test_sort_keys_in_place_makes_key_order_irrelevant():
     a = {"b": {"y": 1, "x": [{"k": 2, "j": 3}]}, "a": 0}
     b = {"a": 0, "b": {"x": [{"j": 3, "k": 2}], "y": 1}}

@@ -68,9 +68,6 @@ def _standardise(df: pd.DataFrame, columns: dict[str, str], origin: str, task: s
     chat = prompt_format == "chat"
     if task == "preference":
         out = _preference_rows(out, origin)
-    if "prompt" not in out.columns:
-        raise ValueError(f"{origin}: no prompt column, and chosen/rejected are not conversations that start "
-                         "with one; map it with `columns: {prompt: <name>}`")
     rows = out.to_dict("records")
     for row in rows:
         row["prompt"] = _as_format(row["prompt"], chat, lambda t: user_prompt(t, system_prompt), origin, "prompt")
@@ -98,7 +95,7 @@ def _check_gold_answers(rows: list[dict], task: str, origin: str) -> None:
 
 
 def _preference_rows(df: pd.DataFrame, origin: str) -> pd.DataFrame:
-    """Split implicit prompts out of chosen/rejected conversations; refuse empty answers."""
+    """Split implicit prompts out of chosen/rejected conversations; refuse empty answers and missing prompts."""
     rows = []
     for i, row in enumerate(df.to_dict("records")):
         if is_conversation(row["chosen"]) and is_conversation(row["rejected"]):
@@ -106,11 +103,22 @@ def _preference_rows(df: pd.DataFrame, origin: str) -> pd.DataFrame:
             if prompt:
                 row["prompt"] = prompt
         for column in ("chosen", "rejected"):
-            value = row[column]
-            if value is None or (isinstance(value, str) and not value.strip()) or len(value) == 0:
+            if not _answer_text(row[column]).strip():
                 raise ValueError(f"{origin}: row {i} has an empty {column!r} answer; a preference pair needs both")
+        if not isinstance(row.get("prompt"), str) and not is_conversation(row.get("prompt")):
+            raise ValueError(f"{origin}: row {i} has no prompt: no prompt column, and chosen/rejected do not "
+                             "share opening turns; map the prompt with `columns: {prompt: <name>}`")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _answer_text(value: Any) -> str:
+    """The assistant text of an answer (a string or a conversation); "" for a missing value."""
+    if isinstance(value, str):
+        return value
+    if is_conversation(value):
+        return "".join(str(m["content"]) for m in as_messages(value) if m["role"] == "assistant")
+    return ""
 
 
 def load_hub(path: str, columns: dict[str, str], splits: dict[str, str], name: str | None = None,

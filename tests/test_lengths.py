@@ -1,0 +1,96 @@
+"""Token lengths checked before training: overlong rows fail the run by name, or are dropped and counted."""
+
+import pandas as pd
+import pytest
+
+from subnet_rl.lengths import enforce_lengths, find_overlong
+from subnet_rl.models import build_char_tokenizer
+from subnet_rl.tasks.addition import ALPHABET
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_char_tokenizer(ALPHABET)  # one token per character
+
+
+@pytest.fixture(scope="module")
+def chat_tokenizer():
+    tok = build_char_tokenizer(ALPHABET)
+    # Role names are outside the alphabet (each character one <unk>), so the template's overhead is countable.
+    tok.chat_template = ("{% for m in messages %}{{ m['role'] }}:{{ m['content'] }}{% endfor %}"
+                         "{% if add_generation_prompt %}assistant:{% endif %}")
+    return tok
+
+
+def _enforce(df, tok, algorithm="sft", max_prompt_length=32, max_length=64, drop=False):
+    return enforce_lengths(df, tok, algorithm, max_prompt_length, max_length, drop, dataset="sums", run="sft-a")
+
+
+def test_rows_that_fit_pass_unchanged(tokenizer):
+    df = pd.DataFrame({"prompt": ["12+34=", "1+2="], "answer": ["64", "3"]})
+    # "12+34=" + "64" + EOS is 9 tokens: exactly at the limit is fine
+    assert find_overlong(df, tokenizer, "sft", max_prompt_length=6, max_length=9) == []
+    out, dropped = _enforce(df, tokenizer, max_prompt_length=6, max_length=9)
+    assert dropped == 0 and out is df
+
+
+def test_sft_prompt_plus_answer_over_max_length_names_dataset_row_and_keys(tokenizer):
+    df = pd.DataFrame({"prompt": ["1+2=", "12+34="], "answer": ["3", "64"]})
+    (found,) = find_overlong(df, tokenizer, "sft", max_prompt_length=32, max_length=8)
+    assert (found.row, found.tokens, found.limit, found.key) == (1, 9, 8, "max_length")
+    with pytest.raises(ValueError) as err:
+        _enforce(df, tokenizer, max_length=8)
+    message = str(err.value)
+    for part in ("'sums'", "row 1", "max_length", "runs.sft-a.max_length", "drop_overlong"):
+        assert part in message
+
+
+def test_prompt_over_max_prompt_length_names_that_key(tokenizer):
+    df = pd.DataFrame({"prompt": ["1+2=", "123+456="], "answer": ["3", "975"]})
+    for algorithm in ("grpo", "sft"):
+        with pytest.raises(ValueError, match=r"row 1: prompt is 8 tokens, over max_prompt_length=7"):
+            _enforce(df, tokenizer, algorithm=algorithm, max_prompt_length=7)
+
+
+def test_drop_overlong_drops_and_counts(tokenizer):
+    df = pd.DataFrame({"prompt": ["1+2=", "12+34=", "3+4=", "123+456="], "answer": ["3", "64", "7", "975"]},
+                      index=[10, 11, 12, 13])
+    out, dropped = _enforce(df, tokenizer, max_prompt_length=7, max_length=8, drop=True)
+    assert dropped == 2
+    assert list(out["prompt"]) == ["1+2=", "3+4="]
+    pd.testing.assert_index_equal(out.index, pd.RangeIndex(2))
+
+
+def test_dpo_checks_chosen_and_rejected(tokenizer):
+    for long_column in ("chosen", "rejected"):
+        row = {"prompt": "1+2=", "chosen": "3", "rejected": "4"}
+        row[long_column] = "3333"  # 4 + 4 + EOS = 9 tokens
+        df = pd.DataFrame([row])
+        (found,) = find_overlong(df, tokenizer, "dpo", max_prompt_length=32, max_length=8)
+        assert (found.key, found.what) == ("max_length", f"prompt + {long_column}")
+        assert find_overlong(df, tokenizer, "dpo", max_prompt_length=32, max_length=9) == []
+
+
+def test_every_row_overlong_raises_even_with_drop(tokenizer):
+    df = pd.DataFrame({"prompt": ["12+34=", "56+78="], "answer": ["64", "431"]})
+    with pytest.raises(ValueError, match=r"every one of 2 rows.*'sft-a'"):
+        _enforce(df, tokenizer, max_length=5, drop=True)
+
+
+def test_conversational_rows_are_measured_through_the_chat_template(chat_tokenizer):
+    prompt = [{"role": "user", "content": "12+34"}]
+    # rendered prompt: "user:12+34assistant:" = 5 + 5 + 10 tokens (content alone would be 5)
+    df = pd.DataFrame({"prompt": [prompt], "answer": ["64"]})
+    (found,) = find_overlong(df, chat_tokenizer, "grpo", max_prompt_length=19, max_length=64)
+    assert (found.key, found.tokens) == ("max_prompt_length", 20)
+    assert find_overlong(df, chat_tokenizer, "grpo", max_prompt_length=20, max_length=64) == []
+    # prompt + answer as the trainer builds it: "user:12+34assistant:64" = 5 + 5 + 10 + 2 tokens
+    (found,) = find_overlong(df, chat_tokenizer, "sft", max_prompt_length=20, max_length=21)
+    assert (found.key, found.tokens) == ("max_length", 22)
+    assert find_overlong(df, chat_tokenizer, "sft", max_prompt_length=20, max_length=22) == []
+
+
+def test_conversational_prompt_without_chat_template_is_refused(tokenizer):
+    df = pd.DataFrame({"prompt": [[{"role": "user", "content": "1+2"}]], "answer": ["3"]})
+    with pytest.raises(ValueError, match="no chat template"):
+        find_overlong(df, tokenizer, "sft", max_prompt_length=32, max_length=64)
