@@ -2,6 +2,7 @@
 download -> diff -> table chain against a pre-populated hub cache."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -66,3 +67,22 @@ def test_pairs_run_offline_from_a_hub_cache(tmp_path):
     assert table.loc["tuned", "paper tol=1e-05"] == 90.0
     assert table.loc["resized", "tensors not fully compared"] == 1
     assert table.loc["tuned", "before"] == "org/base@" + "a" * 12
+
+
+def test_paper_training_config_dag_is_complete_requests_gpus_and_downloads_nothing(tmp_path):
+    """config/train-paper.yaml (Table 3's DPO and math RL runs) as a dry run: every stage planned."""
+    result = snakemake(tmp_path, "-n", configfile=REPO / "config" / "train-paper.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    planned = planned_outputs(result.stdout)
+    runs = ["tulu3-8b-dpo", "eurus2-7b-grpo"]
+    assert {"results/checkpoints/base/start", "results/checkpoints/base/eurus-2-7b-sft"} <= planned
+    for run in runs:
+        assert {f"results/checkpoints/full/{run}", f"results/checkpoints/subnet/{run}",
+                f"results/masks/{run}.safetensors", f"results/diff/subnet_vs_full/{run}.parquet"} <= planned
+    assert {"results/eval/gsm8k/full/tulu3-8b-dpo.parquet", "results/eval/gsm8k/base/start.parquet",
+            "results/eval/math500/subnet/eurus2-7b-grpo.parquet",
+            "results/eval/math500/base/eurus-2-7b-sft.parquet", "results/tables/subnetwork.csv"} <= planned
+    # Every training job asks for a GPU (Slurm turns resources.gpu into --gpus).
+    train_jobs = re.findall(r"rule train_(?:full|subnetwork):.*?resources: ([^\n]*)", result.stdout, re.S)
+    assert len(train_jobs) == 4 and all("gpu=1" in r for r in train_jobs), train_jobs
+    assert not (tmp_path / "results").exists(), "a dry run must download and write nothing"

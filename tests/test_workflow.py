@@ -140,3 +140,32 @@ def test_html_report_renders_without_caption_errors(completed_run):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ERROR" not in result.stdout + result.stderr
     assert (completed_run / "report.html").stat().st_size > 10_000
+
+
+def _with_gsm8k_dataset(config, tmp_path, **entry):
+    """The test config plus a GSM8K-format Parquet dataset (a `question`/`answer` file) named `gsm`."""
+    for split in ("train", "test"):
+        pd.DataFrame({"question": ["What is 2 + 3?"], "answer": ["2 + 3 = 5\n#### 5"]}).to_parquet(tmp_path / f"{split}.parquet")
+    files = {split: str(tmp_path / f"{split}.parquet") for split in ("train", "test")}
+    config["datasets"]["gsm"] = {"source": "parquet", "files": files, **entry}
+    return config
+
+
+@pytest.mark.parametrize("entry,run_on_it,expected", [
+    ({"task": "poetry", "columns": {"prompt": "question"}}, False, "'poetry' is not one of"),
+    ({"columns": {"prompt": "question"}}, False, "'task' is a required property"),
+    ({"task": "gsm8k", "columns": {"prompt": "question", "answer": "solution"}}, False, "datasets.gsm.columns"),
+    ({"task": "gsm8k", "columns": {"prompt": "question"}, "prompt_format": "chat"}, True, "datasets.gsm.prompt_format"),
+])
+def test_bad_dataset_settings_fail_before_any_job_naming_the_key(tmp_path, entry, run_on_it, expected):
+    config = _with_gsm8k_dataset(yaml.safe_load(TEST_CONFIG.read_text()), tmp_path, **entry)
+    if run_on_it:
+        config["runs"]["grpo-gsm"] = {"algorithm": "grpo", "lr": 1.0e-3, "steps": 1, "seed": 1, "dataset": "gsm"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = snakemake(workdir, configfile=bad)
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
+    assert not (workdir / "results").exists()

@@ -30,6 +30,8 @@ class RunSpec:
     regime: str = ""
     subnetwork: bool = False
     batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     warmup_steps: int = 0
