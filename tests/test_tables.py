@@ -13,8 +13,9 @@ _RUN = {"regime": "paper", "lr": 1e-6, "steps": 10, "seed": 1, "eval_dataset": "
 RUNS = {"g": {**_RUN, "algorithm": "grpo", "precision": "bf16"}, "s": {**_RUN, "algorithm": "sft", "precision": "fp32"}}
 ACC = {("d", "base", "init"): 0.0, ("d", "base", "start"): 0.4, ("d", "full", "g"): 0.5, ("d", "full", "s"): 0.45,
        ("d", "subnet", "g"): 0.55}
-GRPO_LOG = [{"loss": 0.1, "reward": 0.2, "frac_reward_zero_std": 0.5, "step": 1},
-            {"loss": 0.0, "reward": 0.6, "frac_reward_zero_std": 0.25, "step": 2}, {"train_runtime": 1.0}]
+GRPO_LOG = [{"loss": 0.1, "reward": 0.2, "frac_reward_zero_std": 0.5, "completions/clipped_ratio": 1.0, "step": 1},
+            {"loss": 0.0, "reward": 0.6, "frac_reward_zero_std": 0.25, "completions/clipped_ratio": 0.5, "step": 2},
+            {"train_runtime": 1.0}]
 SFT_LOG = [{"loss": 2.0}, {"loss": 1.5}]
 
 
@@ -27,7 +28,8 @@ def test_sparsity_table_rows_and_percentages():
     assert (g["accuracy_before"], g["accuracy_after"]) == pytest.approx((40.0, 50.0))
     # The learning signal of each run's trainer log: reward for RL, loss otherwise.
     assert (g["signal"], g["signal_start"], g["signal_end"]) == ("reward", 0.2, 0.6)
-    assert g["zero_variance_groups"] == pytest.approx(0.375) and g["warning"] == ""
+    assert g["zero_variance_groups"] == pytest.approx(0.375) and g["completions_clipped"] == pytest.approx(0.75)
+    assert g["warning"] == ""
     s = table.set_index("run").loc["s"]
     assert (s["signal"], s["signal_start"], s["signal_end"]) == ("loss", 2.0, 1.5)
 

@@ -20,15 +20,18 @@ def _series(log_history: list[dict[str, Any]], key: str) -> list[float]:
 
 def learning_signal(log_history: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean reward (RL) or loss (offline/SFT) at the first and last logging step, and for group-based RL
-    the mean fraction of groups whose rewards had zero variance (NaN where the log has none)."""
+    the mean fraction of groups whose rewards had zero variance and of completions cut at
+    `max_new_tokens` (NaN where the log has none)."""
     rewards = _series(log_history, "reward")
     values, name = (rewards, "reward") if rewards else (_series(log_history, "loss"), "loss")
     zero_std = _series(log_history, "frac_reward_zero_std")
+    clipped = _series(log_history, "completions/clipped_ratio")
     return {
         "signal": name if values else "",
         "signal_start": values[0] if values else math.nan,
         "signal_end": values[-1] if values else math.nan,
         "zero_variance_groups": sum(zero_std) / len(zero_std) if zero_std else math.nan,
+        "completions_clipped": sum(clipped) / len(clipped) if clipped else math.nan,
     }
 
 

@@ -84,6 +84,35 @@ def trainable_fraction(subnet_checkpoint: str | os.PathLike) -> float:
     return counts["trainable"] / counts["total"]
 
 
+def _stem(path: str | os.PathLike, suffix: str = ".parquet") -> str:
+    return Path(path).name.removesuffix(suffix)
+
+
+def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], run_checkpoints: list[str],
+                 warmup_checkpoint: list[str], run_diffs: list[str], warmup_diff: list[str],
+                 subnet_diffs: list[str], subnet_checkpoints: list[str], overlap: str) -> dict[str, pd.DataFrame]:
+    """The study's tables from the stage outputs (paths as the `tables` rule lists them).
+
+    Evaluation paths are results/eval/<dataset>/<variant>/<checkpoint>.parquet: accuracy is keyed the same way.
+    """
+    accuracy = {(*Path(p).parts[-3:-1], _stem(p)): pd.read_parquet(p)["correct"].mean() for p in evals}
+    logs = {Path(c).name: training_record(c)["log_history"] for c in run_checkpoints}
+    logs.update({"sft-from-init": training_record(c)["log_history"] for c in warmup_checkpoint})
+    full = {_stem(p): pd.read_parquet(p) for p in run_diffs}
+    warmup_table = pd.read_parquet(warmup_diff[0]) if warmup_diff else None
+    subnet = {_stem(p): pd.read_parquet(p) for p in subnet_diffs}
+    trainable = {Path(c).name: trainable_fraction(c) for c in subnet_checkpoints}
+    return {
+        "sparsity": sparsity_table(runs, full, accuracy, logs, warmup, warmup_table),
+        "subnetwork": subnetwork_table(runs, accuracy, subnet, trainable),
+        "overlap": overlap_table(pd.read_parquet(overlap)),
+    }
+
+
+TITLES = {"sparsity": "Update sparsity (% of entries unchanged)", "subnetwork": "Subnetwork vs full finetuning",
+          "overlap": "Overlap of updated entries between runs (%)"}
+
+
 def write_table(df: pd.DataFrame, md_path: str | os.PathLike, csv_path: str | os.PathLike, title: str) -> None:
     """Markdown with 2 decimals (learning rates in scientific notation), CSV at full precision."""
     shown = df.assign(lr=df["lr"].map(lambda v: f"{v:.0e}")) if "lr" in df else df
