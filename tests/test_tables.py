@@ -20,7 +20,8 @@ SFT_LOG = [{"loss": 2.0}, {"loss": 1.5}]
 
 
 def test_sparsity_table_rows_and_percentages():
-    table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC, {"g": GRPO_LOG, "s": SFT_LOG},
+    table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC, {"g": {"log_history": GRPO_LOG, "environment": {"deterministic": True}},
+                            "s": {"log_history": SFT_LOG, "environment": {"deterministic": False}}},
                            warmup={"dataset": "d", "lr": 1e-3, "steps": 5, "seed": 0}, warmup_diff=_diff(1, 0))
     assert list(table["run"]) == ["sft-from-init", "g", "s"]
     g = table.set_index("run").loc["g"]
@@ -32,11 +33,12 @@ def test_sparsity_table_rows_and_percentages():
     assert g["warning"] == ""
     s = table.set_index("run").loc["s"]
     assert (s["signal"], s["signal_start"], s["signal_end"]) == ("loss", 2.0, 1.5)
+    assert (g["deterministic"], s["deterministic"]) == (True, False)
 
 
 def test_a_run_that_learned_nothing_is_marked():
     dead_log = [{"loss": 0.0, "reward": 0.0, "frac_reward_zero_std": 1.0}] * 2
-    table = sparsity_table(RUNS, {"g": _diff(100, 100), "s": _diff(20, 10)}, ACC, {"g": dead_log, "s": SFT_LOG})
+    table = sparsity_table(RUNS, {"g": _diff(100, 100), "s": _diff(20, 10)}, ACC, {"g": {"log_history": dead_log}, "s": {"log_history": SFT_LOG}})
     warnings = table.set_index("run")["warning"]
     assert "zero variance" in warnings["g"] and "all updates were zero" in warnings["g"]
     assert warnings["s"] == ""

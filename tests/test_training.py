@@ -1,8 +1,12 @@
 """Real TRL training on a tiny model: subnetwork runs keep frozen entries bit-identical."""
 
+import json
+
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import TrainerCallback
 
 from subnet_rl.tasks import addition as task
 from subnet_rl.config import RunSpec
@@ -64,3 +68,71 @@ def test_bf16_precision_stores_bf16_weights(setup):
     train(_spec("sft", precision="bf16"), root / "start", train_data, root / "bf16-sft")
     after = load_file(root / "bf16-sft" / "model.safetensors")
     assert {t.dtype for t in after.values()} == {torch.bfloat16}
+
+
+class GradientProbe(TrainerCallback):
+    """Reads every gradient right before the optimizer step (after clipping), as the optimizer sees it."""
+
+    def __init__(self, model, masks):
+        self.model, self.masks, self.frozen_nonzero, self.trainable_nonzero = model, masks, 0, 0
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        for name, param in self.model.named_parameters():
+            if param.grad is not None:
+                keep = self.masks[name].to(param.grad.device)
+                self.frozen_nonzero += int((param.grad[~keep] != 0).sum())
+                self.trainable_nonzero += int((param.grad[keep] != 0).sum())
+
+
+def test_gradients_are_masked_before_the_optimizer_step(setup, tmp_path):
+    """The paper's m * grad: frozen entries reach clipping and the optimizer with exactly zero gradient
+    (restoring weights afterwards alone would hide a missing gradient hook)."""
+    from subnet_rl.masks import MaskFile
+    from subnet_rl.models import load_checkpoint
+    from subnet_rl.subnetwork import SubnetworkMask
+    from subnet_rl.training import build_trainer
+
+    root, train_data, _, masks = setup
+    spec = _spec("sft")
+    model, tokenizer = load_checkpoint(root / "start")
+    probe = GradientProbe(model, masks)
+    callbacks = [SubnetworkMask(model, MaskFile(root / "mask.safetensors")), probe]
+    trainer = build_trainer(spec, model, tokenizer, pd.read_parquet(train_data), None, str(tmp_path), callbacks)
+    trainer.train()
+    assert probe.trainable_nonzero > 0
+    assert probe.frozen_nonzero == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_subnetwork_training_on_a_gpu_keeps_frozen_entries(setup, tmp_path):
+    """Built on the CPU, trained on the GPU the Trainer moves the model to: masks follow the device."""
+    root, train_data, start, masks = setup
+    out = tmp_path / "gpu-subnet"
+    train(_spec("sft"), root / "start", train_data, out, mask=root / "mask.safetensors")
+    after = load_file(out / "model.safetensors")
+    for name, before in start.items():
+        frozen = ~masks[name]
+        assert torch.equal(after[name][frozen].view(torch.int32), before[frozen].view(torch.int32)), name
+
+
+def test_training_record_says_where_and_with_what(setup):
+    root, train_data, _, _ = setup
+    summary = train(_spec("sft"), root / "start", train_data, root / "recorded")
+    env = json.loads((root / "recorded" / "training.json").read_text())["environment"]
+    assert env == summary["environment"]
+    assert env["device"] == "cpu" and env["deterministic"] is True  # CPU runs are bit-exact
+    assert {"torch", "transformers", "trl", "accelerate", "datasets"} <= set(env["versions"])
+    args = env["training_arguments"]
+    assert args["bf16"] is False and args["learning_rate"] == 1e-2 and args["full_determinism"] is False
+
+
+def test_autocast_and_determinism_are_explicit_settings(setup, tmp_path):
+    """precision is the weights' dtype; mixed precision only with autocast: bf16, on any device."""
+    root, train_data, _, _ = setup
+    a = train(_spec("sft", autocast="bf16", deterministic=True), root / "start", train_data, tmp_path / "a")
+    b = train(_spec("sft", autocast="bf16", deterministic=True), root / "start", train_data, tmp_path / "b")
+    args = a["environment"]["training_arguments"]
+    assert args["bf16"] is True and args["full_determinism"] is True
+    weights_a, weights_b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert {t.dtype for t in weights_a.values()} == {torch.float32}  # fp32 master weights under bf16 compute
+    assert all(torch.equal(weights_a[n], weights_b[n]) for n in weights_a)  # same seed, bit-identical

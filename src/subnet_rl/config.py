@@ -26,7 +26,9 @@ class RunSpec:
     steps: int
     seed: int
     dataset: str
-    precision: str = "fp32"
+    precision: str = "fp32"          # weights: fp32, or bf16 (stored and updated in bf16)
+    autocast: str = "none"           # compute: none (as the weights), or bf16 mixed precision
+    deterministic: bool = False      # TrainingArguments.full_determinism (deterministic cuBLAS/cuDNN)
     regime: str = ""
     subnetwork: bool = False
     batch_size: int = 64
@@ -98,12 +100,15 @@ class WarmupSpec:
     max_prompt_length: int = 32
     max_length: int = 64
     drop_overlong: bool = False
+    autocast: str = "none"
+    deterministic: bool = False
 
     def as_run(self) -> RunSpec:
         return RunSpec(name="warmup", algorithm="sft", lr=self.lr, steps=self.steps, seed=self.seed,
                        dataset=self.dataset, batch_size=self.batch_size, warmup_steps=self.warmup_steps,
                        weight_decay=self.weight_decay, max_prompt_length=self.max_prompt_length,
-                       max_length=self.max_length, drop_overlong=self.drop_overlong, eval_dataset=self.dataset)
+                       max_length=self.max_length, drop_overlong=self.drop_overlong, eval_dataset=self.dataset,
+                       autocast=self.autocast, deterministic=self.deterministic)
 
 
 _SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")

@@ -21,11 +21,18 @@ def _pct(x: float) -> float:
     return 100.0 * x
 
 
+def _recorded(record: dict) -> dict:
+    """From a run's training.json: its learning signal, and whether it was deterministic (bit-exact)."""
+    return {**learning_signal(record.get("log_history", [])),
+            "deterministic": record.get("environment", {}).get("deterministic")}
+
+
 def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], accuracy: dict[AccuracyKey, float],
-                   logs: dict[str, list[dict]], warmup: dict | None = None,
+                   records: dict[str, dict], warmup: dict | None = None,
                    warmup_diff: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per run (and SFT-from-init): accuracy before/after, the learning signal of its trainer log,
-    and sparsity (%) at each criterion; `warning` says when the sparsity means nothing was learned."""
+    whether it was deterministic, and sparsity (%) at each criterion; `warning` says when the sparsity
+    means nothing was learned."""
     rows = []
     if warmup is not None and warmup_diff is not None:
         ds = warmup["dataset"]
@@ -33,7 +40,7 @@ def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], ac
                      "steps": warmup["steps"], "precision": "fp32", "seed": warmup.get("seed", 0),
                      "accuracy_before": _pct(accuracy[(ds, "base", "init")]),
                      "accuracy_after": _pct(accuracy[(ds, "base", "start")]),
-                     **learning_signal(logs.get("sft-from-init", [])),
+                     **_recorded(records.get("sft-from-init", {})),
                      **{f"sparsity {k}": _pct(v) for k, v in sparsity(warmup_diff).items()}})
     for name in sorted(runs, key=lambda r: (runs[r]["regime"], runs[r]["algorithm"], r)):
         spec = runs[name]
@@ -41,7 +48,7 @@ def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], ac
         rows.append({"run": name, **{c: spec[c] for c in RUN_COLUMNS},
                      "accuracy_before": _pct(accuracy[(ds, "base", spec["model"])]),
                      "accuracy_after": _pct(accuracy[(ds, "full", name)]),
-                     **learning_signal(logs.get(name, [])),
+                     **_recorded(records.get(name, {})),
                      **{f"sparsity {k}": _pct(v) for k, v in sparsity(run_diffs[name]).items()}})
     table = pd.DataFrame(rows)
     if not table.empty:
@@ -96,14 +103,14 @@ def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], r
     Evaluation paths are results/eval/<dataset>/<variant>/<checkpoint>.parquet: accuracy is keyed the same way.
     """
     accuracy = {(*Path(p).parts[-3:-1], _stem(p)): pd.read_parquet(p)["correct"].mean() for p in evals}
-    logs = {Path(c).name: training_record(c)["log_history"] for c in run_checkpoints}
-    logs.update({"sft-from-init": training_record(c)["log_history"] for c in warmup_checkpoint})
+    records = {Path(c).name: training_record(c) for c in run_checkpoints}
+    records.update({"sft-from-init": training_record(c) for c in warmup_checkpoint})
     full = {_stem(p): pd.read_parquet(p) for p in run_diffs}
     warmup_table = pd.read_parquet(warmup_diff[0]) if warmup_diff else None
     subnet = {_stem(p): pd.read_parquet(p) for p in subnet_diffs}
     trainable = {Path(c).name: trainable_fraction(c) for c in subnet_checkpoints}
     return {
-        "sparsity": sparsity_table(runs, full, accuracy, logs, warmup, warmup_table),
+        "sparsity": sparsity_table(runs, full, accuracy, records, warmup, warmup_table),
         "subnetwork": subnetwork_table(runs, accuracy, subnet, trainable),
         "overlap": overlap_table(pd.read_parquet(overlap)),
     }

@@ -7,6 +7,7 @@ conversations) all the way to TRL, which applies the chat template itself.
 from __future__ import annotations
 
 import os
+import platform
 import tempfile
 
 import pandas as pd
@@ -21,15 +22,37 @@ from .subnetwork import SubnetworkMask
 from .tasks import get_task, reward_function
 
 
-def hardware_args(precision: str) -> dict:
-    """TrainingArguments for this machine: GPU when present, bf16 autocast only where it is supported.
+def hardware_args(autocast: str) -> dict:
+    """TrainingArguments for this machine: the GPU when there is one; mixed precision only when asked.
 
-    With precision 'bf16' the weights themselves are stored and updated in bf16 (so updates below one
-    bf16 ulp round away); with 'fp32' the weights stay fp32 and a capable GPU computes in bf16 autocast.
+    The weights' precision is the run's `precision` (how the model is loaded); `autocast: bf16` adds bf16
+    compute over them. Nothing depends on the device: `precision: fp32` computes in fp32 on a GPU too,
+    so the same config gives the same start checkpoint everywhere (up to GPU non-determinism).
     """
     cuda = torch.cuda.is_available()
-    autocast = cuda and precision == "fp32" and torch.cuda.is_bf16_supported()
-    return {"use_cpu": not cuda, "bf16": autocast, "fp16": False}
+    if autocast == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        raise ValueError("autocast: bf16 was asked for, and this GPU does not support bf16; use autocast: none")
+    return {"use_cpu": not cuda, "bf16": autocast == "bf16", "fp16": False}
+
+
+def environment(args, spec: RunSpec) -> dict:
+    """Where and with what a run was trained: device, library versions, the resolved TrainingArguments."""
+    import accelerate
+    import datasets
+    import transformers
+    import trl
+
+    device = args.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {
+        "device": str(device), "device_name": name, "world_size": args.world_size,
+        # CPU runs with a fixed seed are bit-exact; GPU runs only with full determinism.
+        "deterministic": bool(spec.deterministic or device.type == "cpu"),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "trl": trl.__version__,
+                     "accelerate": accelerate.__version__, "datasets": datasets.__version__},
+        "training_arguments": args.to_dict(),
+    }
 
 
 def trl_records(df: pd.DataFrame, columns: list[str]) -> dict[str, list]:
@@ -55,7 +78,8 @@ def _common_args(spec: RunSpec, output_dir: str) -> dict:
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
-        **hardware_args(spec.precision),
+        full_determinism=spec.deterministic,
+        **hardware_args(spec.autocast),
     )
 
 
@@ -134,8 +158,10 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
     summary = {
         "run": spec.as_dict(),
         "dropped_overlong": {"train": dropped, "pairs": dropped_pairs},
+        "environment": environment(trainer.args, spec),
         "subnetwork": None if subnet is None else {"trainable": subnet.trainable, "total": subnet.total},
         "log_history": trainer.state.log_history,
     }
-    save_checkpoint(model, tokenizer, out_dir, extra_json={"training.json": summary})
+    if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes the checkpoint
+        save_checkpoint(model, tokenizer, out_dir, extra_json={"training.json": summary})
     return summary
