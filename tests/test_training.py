@@ -136,3 +136,37 @@ def test_autocast_and_determinism_are_explicit_settings(setup, tmp_path):
     weights_a, weights_b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert {t.dtype for t in weights_a.values()} == {torch.float32}  # fp32 master weights under bf16 compute
     assert all(torch.equal(weights_a[n], weights_b[n]) for n in weights_a)  # same seed, bit-identical
+
+
+def test_two_process_ddp_subnetwork_run(setup, tmp_path):
+    """resources.train.gpu > 1 runs the job under `accelerate launch` (DDP); here 2 CPU processes (gloo).
+    The subnetwork callback holds under DDP: frozen entries stay bit-identical, the mask's entries move."""
+    from subnet_rl.launch import train_job
+
+    root, train_data, start, masks = setup
+    out = tmp_path / "ddp"
+    train_job(_spec("sft"), root / "start", train_data, out, mask=root / "mask.safetensors", processes=2)
+    record = json.loads((out / "training.json").read_text())
+    assert record["environment"]["world_size"] == 2
+    after = load_file(out / "model.safetensors")
+    moved = 0
+    for name, before in start.items():
+        frozen = ~masks[name]
+        assert torch.equal(after[name][frozen].view(torch.int32), before[frozen].view(torch.int32)), name
+        moved += int((after[name][masks[name]] != before[masks[name]]).sum())
+    assert moved > 0
+
+
+@pytest.mark.parametrize("env", [{"ACCELERATE_USE_FSDP": "true"},
+                                 {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}])
+def test_sharded_parameters_are_refused_for_subnetwork_runs(setup, monkeypatch, env):
+    from subnet_rl.masks import MaskFile
+    from subnet_rl.models import load_checkpoint
+    from subnet_rl.subnetwork import SubnetworkMask
+
+    root, _, _, _ = setup
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    model, _ = load_checkpoint(root / "start")
+    with pytest.raises(ValueError, match="FSDP and DeepSpeed ZeRO-3"):
+        SubnetworkMask(model, MaskFile(root / "mask.safetensors"))

@@ -1,8 +1,9 @@
 from subnet_rl.config import RunSpec
 from subnet_rl.jobs import snakemake_job
-from subnet_rl.training import train
+from subnet_rl.launch import train_job
 
 with snakemake_job(snakemake):
     spec = RunSpec(**snakemake.params.spec)
-    train(spec, snakemake.input.start, snakemake.input.train, snakemake.output[0],
-          pairs=snakemake.input.get("pairs"), mask=snakemake.input.get("mask"))
+    train_job(spec, snakemake.input.start, snakemake.input.train, snakemake.output[0],
+              pairs=snakemake.input.get("pairs"), mask=snakemake.input.get("mask"),
+              processes=snakemake.resources.gpu)
