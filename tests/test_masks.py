@@ -6,7 +6,8 @@ from safetensors.torch import save_file
 
 from subnet_rl.tasks import addition as task
 from subnet_rl.diff import Criterion, diff_checkpoints
-from subnet_rl.masks import MaskFile, extract_masks, pack, popcount, save_masks, unpack
+from subnet_rl.mask_extraction import extract_masks
+from subnet_rl.masks import MaskFile, pack, popcount, save_masks, unpack
 from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model
 from subnet_rl.overlap import mask_overlap
 

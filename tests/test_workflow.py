@@ -102,7 +102,7 @@ def test_changing_one_lr_reruns_only_that_run_and_its_dependents(completed_run, 
     assert {
         "results/checkpoints/full/grpo-a", "results/masks/grpo-a.safetensors",
         "results/checkpoints/subnet/grpo-a", "results/diff/full/grpo-a.parquet",
-        "results/eval/full/grpo-a.parquet", "results/overlap/pairs.parquet",
+        "results/eval/addition/full/grpo-a.parquet", "results/overlap/pairs.parquet",
     } <= planned
     unrelated = {p for p in planned if "grpo-a" not in p and not p.startswith(("results/overlap/", "results/tables/"))}
     assert not unrelated, f"jobs outside grpo-a's downstream were planned: {sorted(unrelated)}"

@@ -69,7 +69,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _mask(args: argparse.Namespace) -> int:
     from .diff import Criterion
-    from .masks import extract_masks
+    from .mask_extraction import extract_masks
 
     stats = extract_masks(args.before, args.after, Criterion.parse(args.criterion), args.out,
                           int(args.chunk_mb * 2**20), args.threads)

@@ -2,7 +2,9 @@
 
 A mask is one `.safetensors` file, or a folder of them mirroring a sharded checkpoint (one mask file
 per checkpoint shard, same file names). Both are written incrementally, chunk by chunk, and read back
-chunk by chunk, so a 70B model's 8.75 GB of bits is never in memory at once.
+chunk by chunk, so a 70B model's 8.75 GB of bits is never in memory at once. Reading and writing the
+format lives here; computing a mask from a checkpoint pair lives in `mask_extraction` (so training,
+which only reads masks, does not depend on the diff engine).
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
-from .checkpoints import Checkpoint
-from .diff import COMPARED, DEFAULT_CHUNK_BYTES, Criterion, pair_tensors, stream_compare
 from .tensorfile import ChunkReader, StreamingWriter, TensorEntry, element_chunks, read_header
 
 FORMAT = "subnet-rl-mask/1"
@@ -41,7 +41,7 @@ def _packed_bytes(shape: tuple[int, ...]) -> int:
     return (int(np.prod(shape, dtype=np.int64)) + 7) // 8
 
 
-def _writer(path: Path, shapes: dict[str, tuple[int, ...]], criterion: str) -> StreamingWriter:
+def mask_writer(path: Path, shapes: dict[str, tuple[int, ...]], criterion: str) -> StreamingWriter:
     metadata = {"format": FORMAT, "criterion": criterion,
                 "shapes": json.dumps({name: list(shape) for name, shape in shapes.items()})}
     return StreamingWriter(path, {name: ("U8", (_packed_bytes(s),)) for name, s in shapes.items()}, metadata)
@@ -50,36 +50,10 @@ def _writer(path: Path, shapes: dict[str, tuple[int, ...]], criterion: str) -> S
 def save_masks(masks: dict, path: str | os.PathLike, criterion: str) -> None:
     """Save in-memory boolean masks (True = entry updated) as one mask file."""
     with atomic_path(path) as tmp:
-        writer = _writer(tmp, {name: tuple(m.shape) for name, m in masks.items()}, criterion)
+        writer = mask_writer(tmp, {name: tuple(m.shape) for name, m in masks.items()}, criterion)
         for name, mask in masks.items():
             writer.write(name, pack(mask))
         writer.close()
-
-
-def extract_masks(before: str | os.PathLike, after: str | os.PathLike, criterion: Criterion,
-                  out: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None) -> dict:
-    """Write the updated-entry mask of a checkpoint pair, streaming.
-
-    `out` ending in .safetensors gives one file; any other path a folder with one mask file per shard
-    of `before`. Masks cover parameters that were compared (resized tensors: their shared rows).
-    """
-    pairs = [p for p in pair_tensors(Checkpoint(before), Checkpoint(after)) if p.role == "param" and p.status in COMPARED]
-    single = str(out).endswith(".safetensors")
-    groups: dict[str, list] = {}
-    for pair in pairs:
-        groups.setdefault(Path(out).name if single else pair.before.file.name, []).append(pair)
-    updated = total = 0
-    with atomic_path(out, directory=not single) as tmp:
-        for filename, group in groups.items():
-            writer = _writer(tmp if single else tmp / filename, {p.name: p.compared_shape for p in group},
-                             criterion.label)
-            for pair, result in stream_compare(group, [criterion], chunk_bytes, want_masks=True, workers=workers):
-                changed = ~result[criterion]
-                updated += int(np.count_nonzero(changed))
-                writer.write(pair.name, pack(changed))
-            total += sum(p.numel for p in group)
-            writer.close()
-    return {"updated": updated, "total": total, "density": updated / total if total else float("nan")}
 
 
 class MaskFile:

@@ -11,6 +11,7 @@ if RUNS and config["model"]["source"] == "embedded":
         output:
             directory(INIT_OR_START),
         params:
+            code=code("build_model.py"),
             spec=config["model"]["embedded"],
             seed=config["model"]["seed"],
         conda:
@@ -27,6 +28,7 @@ rule fetch_model:
     output:
         directory("results/checkpoints/base/{model}"),
     params:
+        code=code("fetch_model.py"),
         source=lambda wildcards: PRETRAINED[wildcards.model]["source"],
         name=lambda wildcards: PRETRAINED[wildcards.model]["name"],
         revision=lambda wildcards: PRETRAINED[wildcards.model].get("revision"),
@@ -53,6 +55,7 @@ if WARMUP:
         output:
             directory(START),
         params:
+            code=code("warmup.py"),
             spec=config["model"]["warmup"],
         threads: resource("train", "threads", 1)
         resources:

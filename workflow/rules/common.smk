@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -11,6 +12,7 @@ from subnet_rl.config import (
     dataset_task,
     sort_keys_in_place,
 )
+from subnet_rl.code_version import code_hash
 from subnet_rl.jobs import configure_hub_environment, download_slug, hub_downloads
 
 coerce_scientific_notation(config)
@@ -48,6 +50,12 @@ wildcard_constraints:
     model="|".join(re.escape(m) for m in PRETRAINED) or "none",
     download="|".join(re.escape(d) for d in DOWNLOADS) or "none",
     split="train|test",
+
+
+def code(script):
+    """Content hash of a rule's script and the library modules it imports: a rule reruns when that code
+    changes, not when a file is touched (the profiles drop Snakemake's mtime-based code trigger)."""
+    return code_hash(Path(workflow.basedir) / "workflow" / "scripts" / script)
 
 
 def run_spec(run):

@@ -3,6 +3,7 @@ rule dataset:
         train="results/data/{dataset}/train.parquet",
         test="results/data/{dataset}/test.parquet",
     params:
+        code=code("dataset.py"),
         spec=lambda wildcards: config["datasets"][wildcards.dataset],
     conda:
         "../../envs/subnet-rl.yaml"

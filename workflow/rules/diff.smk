@@ -4,6 +4,7 @@ rule diff:
     output:
         "results/diff/{variant}/{name}.parquet",
     params:
+        code=code("diff.py"),
         tolerances=diff_tolerances,
     threads: resource("diff", "threads", 1)
     resources:

@@ -6,6 +6,7 @@ rule download_checkpoint:
     output:
         "results/downloads/{download}.json",
     params:
+        code=code("download_checkpoint.py"),
         ref=lambda wildcards: DOWNLOADS[wildcards.download],
         cache_dir=config["downloads"].get("cache_dir"),
         allow_patterns=config["downloads"]["allow_patterns"],

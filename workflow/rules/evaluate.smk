@@ -5,6 +5,7 @@ rule evaluate:
     output:
         "results/eval/{dataset}/{scored}/{name}.parquet",
     params:
+        code=code("evaluate.py"),
         settings=config["evaluate"],
         task=lambda wildcards: task_of(wildcards.dataset),
     threads: resource("evaluate", "threads", 1)

@@ -5,6 +5,7 @@ rule mask:
     output:
         "results/masks/{run}.safetensors",
     params:
+        code=code("mask.py"),
         criterion=config["mask"],
     threads: resource("diff", "threads", 1)
     resources:

@@ -4,6 +4,7 @@ rule overlap:
     output:
         "results/overlap/pairs.parquet",
     params:
+        code=code("overlap.py"),
         groups=overlap_groups(),
     conda:
         "../../envs/subnet-rl.yaml"

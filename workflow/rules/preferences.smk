@@ -5,6 +5,7 @@ rule preference_pairs:
     output:
         "results/pairs/{start}/{dataset}.parquet",
     params:
+        code=code("preference_pairs.py"),
         sampling=config["preference_pairs"],
         task=lambda wildcards: task_of(wildcards.dataset),
     threads: resource("evaluate", "threads", 1)

@@ -28,6 +28,7 @@ rule tables:
         ),
         overlap_csv="results/tables/overlap.csv",
     params:
+        code=code("tables.py"),
         runs={run: run_spec(run).as_dict() for run in RUNS},
         warmup=config.get("model", {}).get("warmup"),
     conda:
@@ -52,6 +53,7 @@ rule pairs_table:
         ),
         csv="results/tables/pairs.csv",
     params:
+        code=code("pairs_table.py"),
         pairs=config.get("checkpoint_pairs", {}),
     conda:
         "../../envs/subnet-rl.yaml"

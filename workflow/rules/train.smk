@@ -4,6 +4,7 @@ rule train_full:
     output:
         directory("results/checkpoints/full/{run}"),
     params:
+        code=code("train.py"),
         spec=lambda wildcards: run_spec(wildcards.run).as_dict(),
     threads: resource("train", "threads", 1)
     resources:
@@ -27,6 +28,7 @@ rule train_subnetwork:
     output:
         directory("results/checkpoints/subnet/{run}"),
     params:
+        code=code("train.py"),
         spec=lambda wildcards: run_spec(wildcards.run).as_dict(),
     threads: resource("train", "threads", 1)
     resources:

@@ -1,6 +1,6 @@
 from subnet_rl.diff import Criterion
 from subnet_rl.jobs import snakemake_job
-from subnet_rl.masks import extract_masks
+from subnet_rl.mask_extraction import extract_masks
 
 with snakemake_job(snakemake):
     c = snakemake.params.criterion
