@@ -24,6 +24,7 @@ $(TEST_STAMP): $(STAMP) envs/requirements-test.txt
 
 ## demo: the whole study on the embedded offline default (tables in results/tables/)
 demo: $(STAMP)
+	@$(BIN)/python -m subnet_rl.stale_lock
 	$(BIN)/snakemake --cores $(CORES)
 
 ## report: the Snakemake HTML report of the last run

@@ -35,10 +35,11 @@ def test_profile_runs_jobs_on_slurm_with_gpu_requests(slurm, tmp_path):
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     cmd = ["timeout", "-k", "30", "500", str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(tmp_path), "--configfile", str(configfile), "--profile", str(REPO / "profiles" / "slurm"),
+           "--directory", str(tmp_path), "--configfile", str(configfile), "--profile", "slurm",
            "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5",
            "results/diff/base/start.parquet"]
-    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    # `--profile slurm` as researchers type it, from the repository root (./slurm -> profiles/slurm).
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]
     jobs = dict(re.findall(r"rule_(\w+)/(?:[^/]*/)?(\d+)\.log", log))

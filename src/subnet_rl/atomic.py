@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -15,6 +16,9 @@ def atomic_path(final: str | os.PathLike, directory: bool = False) -> Iterator[P
     """Yield a temporary sibling of `final` (a file or a folder); it replaces `final` only on success."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    # Leftovers of a killed earlier attempt at the same output (a job never runs twice at once).
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     target = tmp if directory else tmp / final.name
     try:
