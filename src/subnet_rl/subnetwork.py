@@ -33,8 +33,11 @@ class SubnetworkMask(TrainerCallback):
     (decoupled weight decay moves an entry even when its gradient is always zero).
 
     The masks and start values follow each parameter's device: the callback is built while the model is
-    still on the CPU, and the Trainer moves it to the GPU afterwards. The restore is one dense
-    `torch.where` per parameter (no boolean indexing, no host synchronisation).
+    still on the CPU, and the Trainer moves it to the GPU afterwards. Both steps are dense elementwise
+    ops (no boolean indexing, no host synchronisation): the hook multiplies by a 0/1 mask in the
+    gradient's dtype (a same-dtype product is the cheapest masking op), the restore is one
+    `torch.where(frozen, start, param)` per parameter, exact for every value (-0.0 included). Memory:
+    the start values, a bool and a 0/1 mask per parameter (9 bytes per fp32 entry).
     """
 
     def __init__(self, model: torch.nn.Module, masks: MaskFile):
@@ -46,6 +49,7 @@ class SubnetworkMask(TrainerCallback):
                              "was it extracted from a different model?")
         self._params: list[torch.nn.Parameter] = []
         self._frozen: list[torch.Tensor] = []
+        self._keep: list[torch.Tensor] = []
         self._start: list[torch.Tensor] = []
         self._hooks = []
         for name, param in params.items():
@@ -54,23 +58,27 @@ class SubnetworkMask(TrainerCallback):
                                  f"the model's parameter has {tuple(param.shape)}")
             index = len(self._params)
             self._params.append(param)
-            self._frozen.append(~torch.from_numpy(masks.mask(name)))
+            trainable = torch.from_numpy(masks.mask(name))
+            self._frozen.append(~trainable)
+            self._keep.append(trainable.to(param.dtype))
             self._start.append(param.detach().clone())
-            self._hooks.append(param.register_hook(lambda grad, i=index: grad.masked_fill(self._frozen_on(i, grad), 0)))
+            self._hooks.append(param.register_hook(lambda grad, i=index: grad * self._keep_like(i, grad)))
         self.total = sum(p.numel() for p in self._params)
         self.trainable = self.total - sum(int(f.sum()) for f in self._frozen)
 
-    def _frozen_on(self, index: int, like: torch.Tensor) -> torch.Tensor:
-        """The frozen-entry mask of parameter `index` on `like`'s device (moved there once)."""
-        frozen = self._frozen[index]
-        if frozen.device != like.device:
-            frozen = self._frozen[index] = frozen.to(like.device)
-        return frozen
+    def _keep_like(self, index: int, grad: torch.Tensor) -> torch.Tensor:
+        """The 0/1 mask of parameter `index` on the gradient's device and in its dtype (moved there once)."""
+        keep = self._keep[index]
+        if keep.device != grad.device or keep.dtype != grad.dtype:
+            keep = self._keep[index] = keep.to(device=grad.device, dtype=grad.dtype)
+        return keep
 
     def follow_devices(self) -> None:
         """Move masks and start values to where the parameters are now (and in their dtype)."""
         for i, param in enumerate(self._params):
-            self._frozen_on(i, param)
+            self._keep_like(i, param)
+            if self._frozen[i].device != param.device:
+                self._frozen[i] = self._frozen[i].to(param.device)
             if self._start[i].device != param.device or self._start[i].dtype != param.dtype:
                 self._start[i] = self._start[i].to(device=param.device, dtype=param.dtype)
 
