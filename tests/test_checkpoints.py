@@ -8,7 +8,8 @@ from safetensors.torch import save_file
 
 from subnet_rl.tasks import addition as task
 from subnet_rl.checkpoints import Checkpoint, CheckpointError
-from subnet_rl.diff import FP8_BLOCK, default_criteria, diff_checkpoints, sparsity
+from subnet_rl.checkpoints import FP8_BLOCK
+from subnet_rl.diff import default_criteria, diff_checkpoints, skipped, sparsity
 from subnet_rl.floats import dequantize
 from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model
 
@@ -96,14 +97,47 @@ def test_tied_weights_counted_once(tmp_path):
     assert sparsity(table.reset_index())["exact"] == pytest.approx(3 / 11)
 
 
-def reference_dequantize(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def _tied_side(folder, embed, lm_head=None, config=None):
+    folder.mkdir()
+    tensors = {"model.embed_tokens.weight": embed, "w": torch.zeros(3)}
+    if lm_head is not None:
+        tensors["lm_head.weight"] = lm_head
+    save_file(tensors, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps(config or {}))
+
+
+@pytest.mark.parametrize("config", [{"tie_word_embeddings": True}, {"text_config": {"tie_word_embeddings": True}}],
+                         ids=["top-level", "text_config"])
+def test_a_weight_tied_on_one_side_only_is_compared(tmp_path, config):
+    """Before ties lm_head to its embedding (stores no lm_head); after trains a separate lm_head."""
+    embed = torch.zeros(4, 2)
+    _tied_side(tmp_path / "before", embed, config=config)
+    lm_head = embed.clone()
+    lm_head[0, 0] = 1.0  # the separately trained head moved one entry away from the tied embedding
+    _tied_side(tmp_path / "after", embed.clone(), lm_head, config={"tie_word_embeddings": False})
+    table = diff_checkpoints(tmp_path / "before", tmp_path / "after").set_index("name")
+    row = table.loc["lm_head.weight"]
+    assert (row["status"], row["numel"], row["tied_to"]) == ("compared", 8, "model.embed_tokens.weight")
+    assert row["unchanged_exact"] == 7
+    assert table["numel"].sum() == 8 + 8 + 3 and skipped(table.reset_index()) == []
+
+
+def test_tied_on_both_sides_counts_once_even_when_one_side_stores_the_copy(tmp_path):
+    embed = torch.zeros(4, 2)
+    _tied_side(tmp_path / "before", embed, embed.clone(), config={"tie_word_embeddings": True})
+    _tied_side(tmp_path / "after", embed.clone(), config={"text_config": {"tie_word_embeddings": True}})
+    table = diff_checkpoints(tmp_path / "before", tmp_path / "after").set_index("name")
+    assert table.loc["lm_head.weight", "status"] == "tied" and table["numel"].sum() == 11
+
+
+def reference_dequantize(weight: torch.Tensor, scale: torch.Tensor, block=(FP8_BLOCK, FP8_BLOCK)) -> torch.Tensor:
     """Block by block, as DeepSeek-V3's weight_dequant describes it."""
     out = torch.empty(weight.shape, dtype=torch.float32)
     for i in range(scale.shape[0]):
         for j in range(scale.shape[1]):
-            rows = slice(i * FP8_BLOCK, (i + 1) * FP8_BLOCK)
-            cols = slice(j * FP8_BLOCK, (j + 1) * FP8_BLOCK)
-            out[rows, cols] = weight[rows, cols].to(torch.float32) * scale[i, j]
+            rows = slice(i * block[0], (i + 1) * block[0])
+            cols = slice(j * block[1], (j + 1) * block[1])
+            out[rows, cols] = weight[rows, cols].to(torch.float32) * scale[i, j].to(torch.float32)
     return out
 
 
@@ -164,3 +198,38 @@ def test_unsupported_dtype_is_named(tmp_path):
     save_file({"w": torch.zeros(2, dtype=torch.complex64)}, tmp_path / "c.safetensors")
     with pytest.raises(CheckpointError, match="tensor w has dtype 'C64'.*supported"):
         Checkpoint(tmp_path / "c.safetensors")
+
+
+@pytest.mark.parametrize("scale_dtype", [torch.bfloat16, torch.float16])
+def test_fp8_scales_in_another_dtype_and_block_size_from_the_config(tmp_path, scale_dtype):
+    """Scales stored as bf16/fp16 are decoded from their dtype (not multiplied as raw bits), and the block
+    size is the checkpoint's quantization_config.weight_block_size (here 64 x 32)."""
+    g = torch.Generator().manual_seed(5)
+    weight = (torch.randn(150, 100, generator=g) * 2).to(torch.float8_e4m3fn)
+    scale = (torch.rand(3, 4, generator=g) * 0.01 + 1e-3).to(scale_dtype)
+    scale2 = scale.clone()
+    scale2[2, 3] *= 2  # the last (partial) 64 x 32 block: rows 128-149, columns 96-99
+    for name, s in (("before", scale), ("after", scale2)):
+        (tmp_path / name).mkdir()
+        save_file({"layers.0.mlp.up_proj.weight": weight, "layers.0.mlp.up_proj.weight_scale_inv": s},
+                  tmp_path / name / "model.safetensors")
+        (tmp_path / name / "config.json").write_text(json.dumps(
+            {"quantization_config": {"quant_method": "fp8", "weight_block_size": [64, 32]}}))
+    table = diff_checkpoints(tmp_path / "before", tmp_path / "after", default_criteria([1e-5]),
+                             chunk_bytes=64 * 100).set_index("name")
+    deq1, deq2 = reference_dequantize(weight, scale, (64, 32)), reference_dequantize(weight, scale2, (64, 32))
+    b1, b2 = deq1.to(torch.bfloat16), deq2.to(torch.bfloat16)
+    row = table.loc["layers.0.mlp.up_proj.weight"]
+    assert row["unchanged_bf16_bitwise"] == int((b1.view(torch.int16) == b2.view(torch.int16)).sum())
+    nonzero_in_block = int((weight[128:, 96:].to(torch.float32) != 0).sum())
+    assert row["unchanged_bf16_bitwise"] == 150 * 100 - nonzero_in_block
+
+
+def test_the_same_scales_stored_as_float32_and_bf16_dequantize_alike(tmp_path):
+    g = torch.Generator().manual_seed(6)
+    weight = (torch.randn(130, 130, generator=g) * 2).to(torch.float8_e4m3fn)
+    scale = (torch.rand(2, 2, generator=g) * 0.01 + 1e-3).to(torch.bfloat16)  # exactly representable in both
+    save_file({"l.weight": weight, "l.weight_scale_inv": scale.to(torch.float32)}, tmp_path / "before.safetensors")
+    save_file({"l.weight": weight, "l.weight_scale_inv": scale}, tmp_path / "after.safetensors")
+    table = diff_checkpoints(tmp_path / "before.safetensors", tmp_path / "after.safetensors").set_index("name")
+    assert table.loc["l.weight", "unchanged_bf16_bitwise"] == 130 * 130

@@ -10,8 +10,8 @@ from safetensors.torch import save_file
 
 from subnet_rl.checkpoints import CheckpointError
 from subnet_rl.cli import main
-from subnet_rl.diff import (Criterion, default_criteria, describe, diff_checkpoints, skipped, sparsity,
-                            unchanged_masks)
+from subnet_rl.diff import (Criterion, canonical_label, default_criteria, describe, diff_checkpoints, skipped,
+                            sparsity, unchanged_masks)
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.float8_e4m3fn,
           torch.int64, torch.int32, torch.int8, torch.uint8, torch.bool]
@@ -33,8 +33,16 @@ def bf16_bits(x: float) -> int:
     return struct.unpack("<I", struct.pack("<f", bf16_of(x)))[0] >> 16
 
 
+def official_unchanged(before: torch.Tensor, after: torch.Tensor, tol: float) -> torch.Tensor:
+    """The paper's computation, as its official check_sparsity.py does it: both models loaded in bf16,
+    Δ = RL - SFT subtracted in bf16, entries with torch.isclose(Δ, 0, atol=tol) unchanged."""
+    delta = after.to(torch.bfloat16) - before.to(torch.bfloat16)
+    return torch.isclose(delta, torch.zeros_like(delta), atol=tol)
+
+
 def reference_counts(a: torch.Tensor, b: torch.Tensor, tolerances) -> dict[str, int]:
-    """Element by element in plain Python: the slow, obvious definition."""
+    """The official computation in torch for tol=; element by element in plain Python (the slow, obvious
+    definition) for the others."""
     xs = [float(v) for v in a.to(torch.float64).flatten().tolist()]
     ys = [float(v) for v in b.to(torch.float64).flatten().tolist()]
     raw_a = a.flatten().view(torch.uint8).tolist() if a.dtype.is_floating_point else a.flatten().tolist()
@@ -42,8 +50,9 @@ def reference_counts(a: torch.Tensor, b: torch.Tensor, tolerances) -> dict[str, 
     size = a.element_size() if a.dtype.is_floating_point else 1
     counts = {}
     for tol in tolerances:
-        counts[f"tol={tol:g}"] = sum(bf16_bits(x) == bf16_bits(y) or abs(bf16_of(y) - bf16_of(x)) <= tol
-                                     for x, y in zip(xs, ys))
+        counts[f"tol={tol:g}"] = int(official_unchanged(a, b, tol).sum())
+        counts[f"exact_tol={tol:g}"] = sum(bf16_bits(x) == bf16_bits(y) or abs(bf16_of(y) - bf16_of(x)) <= tol
+                                           for x, y in zip(xs, ys))
     counts["bf16_bitwise"] = sum(bf16_bits(x) == bf16_bits(y) for x, y in zip(xs, ys))
     counts["exact"] = sum(raw_a[i * size:(i + 1) * size] == raw_b[i * size:(i + 1) * size] for i in range(len(xs)))
     return counts
@@ -69,8 +78,65 @@ def random_pair(dtype: torch.dtype, n: int, seed: int) -> tuple[torch.Tensor, to
 def test_counts_match_bruteforce_reference(dtype):
     a, b = random_pair(dtype, 3000, seed=DTYPES.index(dtype))
     tolerances = [1e-8, 1e-7, 1e-6, 1e-5]
-    got = {c.label: int(m.sum()) for c, m in unchanged_masks(a, b, default_criteria(tolerances)).items()}
+    got = {c.label: int(m.sum()) for c, m in unchanged_masks(a, b, default_criteria(tolerances, tolerances)).items()}
     assert got == reference_counts(a, b, tolerances)
+
+
+def edge_pairs() -> tuple[torch.Tensor, torch.Tensor]:
+    """bf16 pairs where the official computation and the exact difference can disagree: |Δ| near each
+    tolerance (both signs, and sign-crossing pairs such as 5.0068e-6 vs -4.9770e-6), NaN, ±inf, ±0,
+    overflow of the bf16 subtraction."""
+    before, after = [], []
+    for tol in (1e-8, 1e-7, 1e-6, 1e-5):
+        for m in torch.linspace(0.9, 1.1, 81).tolist():
+            for base in (0.0, tol / 3, 1e-3, -0.25):
+                before.append(base)
+                after.append(base + m * tol)
+                before.append(base)
+                after.append(base - m * tol)
+            before.append(m * tol / 2 + tol / 997)   # sign crossing
+            after.append(-m * tol / 2)
+    before += [5.0068e-6, math.nan, math.nan, math.inf, math.inf, -math.inf, math.inf, 0.0, -0.0, -0.0, 3e38, 1.0]
+    after += [-4.9770e-6, math.nan, 1.0, math.inf, -math.inf, -math.inf, 1.0, -0.0, 0.0, -0.0, -3e38, math.nan]
+    return torch.tensor(before).to(torch.bfloat16), torch.tensor(after).to(torch.bfloat16)
+
+
+@pytest.mark.parametrize("tol", [1e-8, 1e-7, 1e-6, 1e-5])
+def test_tolerance_matches_the_official_computation_on_edge_cases(tol):
+    before, after = edge_pairs()
+    ours = unchanged_masks(before, after, [Criterion("tolerance", tol)])[Criterion("tolerance", tol)]
+    reference = official_unchanged(before, after, tol).numpy()
+    assert (ours == reference).all(), [(before[i].item(), after[i].item()) for i in (ours != reference).nonzero()[0][:5]]
+
+
+def test_official_and_exact_difference_differ_where_the_issue_says():
+    """5.0068e-6 vs -4.9770e-6 in bf16: exact |Δ| 9.98e-6 <= 1e-5; bf16 Δ rounds to 1.0014e-5, which
+    isclose compares with 1e-5 rounded to bf16 (also 1.0014e-5): close. NaN, inf that stays inf: not
+    close officially, unchanged bitwise. +0 vs -0: equal officially, a change bitwise."""
+    b, a = torch.tensor([5.0068e-6, math.nan, math.inf, 0.0]).bfloat16(), torch.tensor([-4.9770e-6, math.nan, math.inf, -0.0]).bfloat16()
+    masks = unchanged_masks(b, a, [Criterion("tolerance", 1e-5), Criterion("exact_tolerance", 1e-5),
+                                   Criterion("bf16_bitwise")])
+    assert masks[Criterion("tolerance", 1e-5)].tolist() == [True, False, False, True]
+    assert masks[Criterion("exact_tolerance", 1e-5)].tolist() == [True, True, True, True]
+    assert masks[Criterion("bf16_bitwise")].tolist() == [False, True, True, False]
+    # Between 1e-5 and 1e-5 rounded to bf16 (1.0014e-5) the two disagree: |Δ| = 1.0014e-5 exactly here.
+    b, a = torch.tensor([5.04e-6]).bfloat16(), torch.tensor([-4.99e-6]).bfloat16()
+    assert abs(b.double().item() - a.double().item()) > 1e-5 and official_unchanged(b, a, 1e-5).item() is True
+    masks = unchanged_masks(b, a, [Criterion("tolerance", 1e-5), Criterion("exact_tolerance", 1e-5)])
+    assert masks[Criterion("tolerance", 1e-5)].tolist() == [True]
+    assert masks[Criterion("exact_tolerance", 1e-5)].tolist() == [False]
+
+
+def test_edge_cases_through_files_and_counts(tmp_path):
+    """The counting path (diff of two files, chunked) agrees with the masks and the reference."""
+    before, after = edge_pairs()
+    criteria = default_criteria([1e-8, 1e-5], [1e-5])
+    table = diff_checkpoints(*_write_pair(tmp_path, {"w": before}, {"w": after}), criteria, chunk_bytes=256)
+    row = table.set_index("name").loc["w"]
+    assert row["unchanged_tol=1e-05"] == int(official_unchanged(before, after, 1e-5).sum())
+    assert row["unchanged_tol=1e-08"] == int(official_unchanged(before, after, 1e-8).sum())
+    masks = unchanged_masks(before, after, criteria)
+    assert row["unchanged_exact_tol=1e-05"] == int(masks[Criterion("exact_tolerance", 1e-5)].sum())
 
 
 def test_criteria_are_not_trivial():
@@ -78,6 +144,7 @@ def test_criteria_are_not_trivial():
     a, b = random_pair(torch.float32, 3000, seed=1)
     got = reference_counts(a, b, [1e-8, 1e-5])
     assert 0 < got["exact"] < got["bf16_bitwise"] <= got["tol=1e-08"] < got["tol=1e-05"] < 3000
+    assert got["exact_tol=1e-05"] < 3000
 
 
 def _write_pair(tmp_path, before: dict, after: dict):
@@ -118,11 +185,23 @@ def test_describe_groups():
                                                      "group": "embedding", "param": "weight"}
 
 
+def test_resized_vocabulary_is_skipped_as_the_official_script_does(tmp_path):
+    before = {"model.embed_tokens.weight": torch.zeros(4, 3), "w": torch.zeros(2)}
+    after = {"model.embed_tokens.weight": torch.zeros(6, 3), "w": torch.zeros(2)}
+    after["model.embed_tokens.weight"][1, 0] = 1.0
+    table = diff_checkpoints(*_write_pair(tmp_path, before, after)).set_index("name")
+    row = table.loc["model.embed_tokens.weight"]
+    assert (row["status"], row["numel"], row["numel_skipped"]) == ("resized_skipped", 0, 18)
+    assert sparsity(table.reset_index())["tol=1e-05"] == 1.0  # only w is in the total, as in the paper's
+    assert skipped(table.reset_index()) == [{"name": "model.embed_tokens.weight", "status": "resized_skipped",
+                                             "numel_skipped": 18}]
+
+
 def test_resized_vocabulary_is_compared_on_shared_rows_and_reported(tmp_path):
     before = {"model.embed_tokens.weight": torch.zeros(4, 3), "w": torch.zeros(2)}
     after = {"model.embed_tokens.weight": torch.zeros(6, 3), "w": torch.zeros(2)}
     after["model.embed_tokens.weight"][1, 0] = 1.0  # one change in the shared rows
-    table = diff_checkpoints(*_write_pair(tmp_path, before, after)).set_index("name")
+    table = diff_checkpoints(*_write_pair(tmp_path, before, after), resized="shared_rows").set_index("name")
     row = table.loc["model.embed_tokens.weight"]
     assert (row["status"], row["numel"], row["numel_skipped"]) == ("resized", 12, 6)
     assert list(row["shape"]) == [4, 3] and list(row["shape_after"]) == [6, 3]
@@ -196,3 +275,20 @@ def test_cli_mask_and_skipped_in_json(tmp_path, capsys):
     out = tmp_path / "mask.safetensors"
     assert main(["mask", str(before), str(after), "--out", str(out), "--threads", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["updated"] == 1 and out.is_file()
+
+
+def test_stored_buffers_are_listed_outside_the_totals(tmp_path):
+    """The official script counts named_parameters: a stored rotary inv_freq is not a parameter."""
+    before = {"model.layers.0.self_attn.rotary_emb.inv_freq": torch.ones(4), "w": torch.zeros(4)}
+    after = {"model.layers.0.self_attn.rotary_emb.inv_freq": torch.full((4,), 2.0), "w": torch.zeros(4)}
+    after["w"][0] = 1.0
+    table = diff_checkpoints(*_write_pair(tmp_path, before, after)).set_index("name")
+    assert table.loc["model.layers.0.self_attn.rotary_emb.inv_freq", "role"] == "buffer"
+    assert sparsity(table.reset_index())["exact"] == pytest.approx(3 / 4)
+
+
+def test_criterion_labels_have_one_spelling():
+    assert canonical_label("tol=1e-5") == canonical_label("tol=0.00001") == "tol=1e-05"
+    assert canonical_label("exact_tol=1e-5") == "exact_tol=1e-05" and canonical_label("exact") == "exact"
+    with pytest.raises(ValueError, match="tol=<number>"):
+        canonical_label("tol=abc")

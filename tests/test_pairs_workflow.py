@@ -52,9 +52,12 @@ def test_pairs_run_offline_from_a_hub_cache(tmp_path):
         "downloads": {"cache_dir": str(cache)},
         "checkpoint_pairs": {
             "tuned": {"algorithm": "DPO", "before": {"source": "hub", "name": "org/base"},
-                      "after": {"source": "hub", "name": "org/tuned"}, "published": {"tol=1e-05": 90.0}},
+                      # Written as a user would: normalised to the table's tol=1e-05, or the value is lost.
+                      "after": {"source": "hub", "name": "org/tuned"}, "published": {"tol=1e-5": 90.0}},
             "resized": {"algorithm": "SFT", "before": {"source": "hub", "name": "org/base"},
                         "after": {"source": "hub", "name": "org/resized"}},
+            "resized-rows": {"algorithm": "SFT", "before": {"source": "hub", "name": "org/base"},
+                             "after": {"source": "hub", "name": "org/resized"}, "resized": "shared_rows"},
         },
     }
     (tmp_path / "pairs.yaml").write_text(yaml.safe_dump(config))
@@ -66,6 +69,9 @@ def test_pairs_run_offline_from_a_hub_cache(tmp_path):
     assert table.loc["tuned", "ours tol=1e-05"] == pytest.approx(100 * 64 / 72)
     assert table.loc["tuned", "paper tol=1e-05"] == 90.0
     assert table.loc["resized", "tensors not fully compared"] == 1
+    # Resized embeddings: skipped by default (as the official script), shared rows when the pair says so.
+    assert table.loc["resized", "ours tol=1e-05"] == pytest.approx(100 * 24 / 32)
+    assert table.loc["resized-rows", "ours tol=1e-05"] == pytest.approx(100 * 64 / 72)
     assert table.loc["tuned", "before"] == "org/base@" + "a" * 12
 
 

@@ -67,7 +67,8 @@ def test_tables_hold_real_numbers(completed_run):
     assert set(sparsity["run"]) == {"sft-from-init", "grpo-a", "grpo-b", "dpo-a", "sft-a"}
     values = sparsity.filter(like="sparsity ")
     assert list(values.columns) == ["sparsity tol=1e-08", "sparsity tol=1e-07", "sparsity tol=1e-06",
-                                    "sparsity tol=1e-05", "sparsity bf16_bitwise", "sparsity exact"]
+                                    "sparsity tol=1e-05", "sparsity exact_tol=1e-05", "sparsity bf16_bitwise",
+                                    "sparsity exact"]
     assert values.notna().all().all() and ((values >= 0) & (values <= 100)).all().all()
     # Tolerances nest: a looser tolerance never counts fewer entries unchanged.
     assert (values["sparsity tol=1e-05"] >= values["sparsity tol=1e-08"]).all()

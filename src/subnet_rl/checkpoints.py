@@ -13,6 +13,7 @@ from .tensorfile import TensorEntry, TensorFileError, read_header
 
 CheckpointError = TensorFileError
 TIED_PAIRS = (("lm_head.weight", "model.embed_tokens.weight"), ("lm_head.weight", "transformer.wte.weight"))
+FP8_BLOCK = 128  # DeepSeek-V3's fp8 scale block (rows and columns), when a checkpoint's config names none
 
 
 def _index_file(folder: Path) -> Path | None:
@@ -87,8 +88,32 @@ class Checkpoint:
     def files(self) -> list[Path]:
         return sorted({e.file for e in self.entries.values()})
 
+    def _setting(self, key: str, default=None):
+        """A config value, at the top level or in a nested `text_config` (multimodal checkpoints)."""
+        if key in self.config:
+            return self.config[key]
+        return (self.config.get("text_config") or {}).get(key, default)
+
+    @property
+    def ties_embeddings(self) -> bool:
+        return bool(self._setting("tie_word_embeddings", False))
+
+    def tied_weights(self) -> dict[str, str]:
+        """Weights this checkpoint ties (name -> the tensor it is), whether or not a copy is stored."""
+        if not self.ties_embeddings:
+            return {}
+        return {copy: source for copy, source in TIED_PAIRS if source in self.entries}
+
     def tied_duplicates(self) -> dict[str, str]:
         """Stored copies of tied weights (name -> the tensor it ties to), to count each weight once."""
-        if not self.config.get("tie_word_embeddings", False):
-            return {}
-        return {copy: source for copy, source in TIED_PAIRS if copy in self.entries and source in self.entries}
+        return {copy: source for copy, source in self.tied_weights().items() if copy in self.entries}
+
+    @property
+    def fp8_block(self) -> tuple[int, int]:
+        """Rows and columns of one fp8 scale block (`quantization_config.weight_block_size`; 128 x 128,
+        DeepSeek-V3's, when the config does not say)."""
+        size = (self._setting("quantization_config") or {}).get("weight_block_size") or [FP8_BLOCK, FP8_BLOCK]
+        if len(size) != 2 or not all(isinstance(n, int) and n > 0 for n in size):
+            raise CheckpointError(f"{self.path}: quantization_config.weight_block_size {size!r} is not two "
+                                  "positive integers")
+        return int(size[0]), int(size[1])

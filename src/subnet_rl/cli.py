@@ -17,6 +17,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("after", help="checkpoint folder (sharded or not) or .safetensors file")
     parser.add_argument("--chunk-mb", type=float, default=16, help="bytes per tensor chunk in memory (default 16)")
     parser.add_argument("--threads", type=int, default=None, help="worker threads (default: cores, at most 4)")
+    parser.add_argument("--resized", choices=["skip", "shared_rows"], default="skip",
+                        help="tensors whose first dimension differs: skip them as the official script does "
+                             "(default), or compare their shared leading rows")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,22 +29,26 @@ def _parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="update sparsity between two checkpoints")
     _common(diff)
     diff.add_argument("--tolerance", "-t", type=float, action="append", metavar="T",
-                      help="absolute tolerance on bf16 values (repeatable; default 1e-8 1e-7 1e-6 1e-5)")
+                      help="tol=T: the official computation, bf16 subtraction and torch.isclose(Δ, 0, atol=T) "
+                           "(repeatable; default 1e-8 1e-7 1e-6 1e-5)")
+    diff.add_argument("--exact-tolerance", type=float, action="append", metavar="T",
+                      help="exact_tol=T: the exact difference of the bf16 values against T (repeatable)")
     diff.add_argument("--out", metavar="F.parquet", help="write the per-tensor table here")
     diff.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     mask = sub.add_parser("mask", help="bit-packed mask of updated entries (a file, or a folder mirroring shards)")
     _common(mask)
     mask.add_argument("--out", required=True, metavar="PATH",
                       help="a .safetensors file, or a folder with one mask file per checkpoint shard")
-    mask.add_argument("--criterion", default="tol=1e-05", help="tol=T, bf16_bitwise or exact (default tol=1e-05)")
+    mask.add_argument("--criterion", default="tol=1e-05",
+                      help="tol=T, exact_tol=T, bf16_bitwise or exact (default tol=1e-05)")
     return parser
 
 
 def _diff(args: argparse.Namespace) -> int:
     from .diff import DEFAULT_TOLERANCES, default_criteria, diff_rows, skipped, sparsity
 
-    rows = diff_rows(args.before, args.after, default_criteria(args.tolerance or DEFAULT_TOLERANCES),
-                     int(args.chunk_mb * 2**20), args.threads)
+    criteria = default_criteria(args.tolerance or DEFAULT_TOLERANCES, args.exact_tolerance or ())
+    rows = diff_rows(args.before, args.after, criteria, int(args.chunk_mb * 2**20), args.threads, args.resized)
     if args.out:
         import pandas as pd
 
@@ -72,7 +79,7 @@ def _mask(args: argparse.Namespace) -> int:
     from .mask_extraction import extract_masks
 
     stats = extract_masks(args.before, args.after, Criterion.parse(args.criterion), args.out,
-                          int(args.chunk_mb * 2**20), args.threads)
+                          int(args.chunk_mb * 2**20), args.threads, args.resized)
     print(json.dumps({"out": args.out, "criterion": args.criterion, **stats}, indent=2))
     return 0
 
@@ -83,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"diff": _diff, "mask": _mask}[args.command](args)
-    except (CheckpointError, FileNotFoundError) as err:
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"subnet-rl: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,9 +1,12 @@
 """Checkpoint diffing: per-tensor counts of unchanged entries under several criteria, in bounded memory.
 
-The paper counts an entry unchanged when |after - before| <= tol on bf16 values (tol 1e-5). We also
-count bitwise equality after casting to bf16 (the bf16-ulp view of follow-up work) and exact equality
-of the stored values, so a user can see how much sparsity comes from bf16 rounding alone. Entries whose
-bf16 bits are identical are unchanged under every tolerance (so NaN or inf that stays put is unchanged).
+`tol=T` is the paper's number, computed exactly as its official script does: both checkpoints as bf16,
+Δ = after - before subtracted in bf16 (rounded to nearest even), and `torch.isclose(Δ, 0, atol=T)`,
+which compares |Δ| with T rounded to bf16 and never counts NaN (nor an inf that stays inf: inf - inf
+is NaN) as close; +0 and -0 are equal. `exact_tol=T` is the exact difference of the two bf16 values
+against T itself, with bit-identical entries (NaN and inf included) unchanged. `bf16_bitwise` counts
+identical bf16 bit patterns (so +0 vs -0 is a change), and `exact` identical stored values, so a user
+can see how much sparsity comes from bf16 rounding alone.
 
 Tensors are streamed in chunks (`tensorfile.ChunkReader`): memory is bounded by a chunk, never by a
 tensor or a model. Nothing is silently dropped: tensors present on one side only, tensors whose shapes
@@ -12,6 +15,7 @@ differ, and stored copies of tied weights each get a row that says what was comp
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -28,29 +32,35 @@ from .tensorfile import ChunkReader, TensorEntry, element_chunks
 
 DEFAULT_TOLERANCES = (1e-8, 1e-7, 1e-6, 1e-5)
 DEFAULT_CHUNK_BYTES = 16 * 2**20
-FP8_BLOCK = 128
 _LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
 _SCALE_SUFFIXES = ("_scale_inv", "_scale")
 COMPARED = ("compared", "resized")
+RESIZED_POLICIES = ("skip", "shared_rows")
+# Stored buffers (not parameters): the official script counts named_parameters only.
+_BUFFER = re.compile(r"(?:^|\.)(?:inv_freq|position_ids|masked_bias|attn\.bias)$")
+
+
+TOLERANCE_KINDS = {"tolerance": "tol", "exact_tolerance": "exact_tol"}
 
 
 @dataclass(frozen=True)
 class Criterion:
-    """How 'unchanged' is decided: |Δ| <= tolerance on bf16 values, bf16 bitwise, or exact (stored dtype,
-    the narrower of the two when they differ)."""
+    """How 'unchanged' is decided: the official |bf16 Δ| <= tolerance (`tolerance`), the exact difference
+    of the bf16 values (`exact_tolerance`), bf16 bitwise, or exact (stored dtype, the narrower of the two
+    when they differ)."""
 
     kind: str
     tolerance: float | None = None
 
     def __post_init__(self):
-        if self.kind not in ("tolerance", "bf16_bitwise", "exact"):
-            raise ValueError(f"unknown criterion {self.kind!r}; use tolerance, bf16_bitwise or exact")
-        if (self.kind == "tolerance") != (self.tolerance is not None):
+        if self.kind not in (*TOLERANCE_KINDS, "bf16_bitwise", "exact"):
+            raise ValueError(f"unknown criterion {self.kind!r}; use tolerance, exact_tolerance, bf16_bitwise or exact")
+        if (self.kind in TOLERANCE_KINDS) != (self.tolerance is not None):
             raise ValueError("a tolerance criterion needs a tolerance, and only it")
 
     @property
     def label(self) -> str:
-        return f"tol={self.tolerance:g}" if self.kind == "tolerance" else self.kind
+        return f"{TOLERANCE_KINDS[self.kind]}={self.tolerance:g}" if self.kind in TOLERANCE_KINDS else self.kind
 
     @property
     def column(self) -> str:
@@ -58,13 +68,38 @@ class Criterion:
 
     @classmethod
     def parse(cls, label: str) -> "Criterion":
-        if label.startswith("tol="):
-            return cls("tolerance", float(label[4:]))
-        return cls(label)
+        """A criterion from its label (tol=T, exact_tol=T, bf16_bitwise, exact); T in any float spelling."""
+        for kind, prefix in TOLERANCE_KINDS.items():
+            if label.startswith(prefix + "="):
+                try:
+                    return cls(kind, float(label[len(prefix) + 1 :]))
+                except ValueError:
+                    break
+        if label in ("bf16_bitwise", "exact"):
+            return cls(label)
+        raise ValueError(f"criterion {label!r} is not tol=<number>, exact_tol=<number>, bf16_bitwise or exact "
+                         "(e.g. tol=1e-05)")
 
 
-def default_criteria(tolerances=DEFAULT_TOLERANCES) -> list[Criterion]:
-    return [Criterion("tolerance", float(t)) for t in tolerances] + [Criterion("bf16_bitwise"), Criterion("exact")]
+def canonical_label(label: str) -> str:
+    """The one spelling of a criterion label the tables use (tol=1e-5 and tol=0.00001 are tol=1e-05)."""
+    return Criterion.parse(label).label
+
+
+def default_criteria(tolerances=DEFAULT_TOLERANCES, exact_tolerances=()) -> list[Criterion]:
+    return ([Criterion("tolerance", float(t)) for t in tolerances]
+            + [Criterion("exact_tolerance", float(t)) for t in exact_tolerances]
+            + [Criterion("bf16_bitwise"), Criterion("exact")])
+
+
+def tolerance_bits(tolerance: float) -> np.uint16:
+    """`atol` as torch.isclose uses it on bf16 tensors: the double cast to float32, then rounded to bf16."""
+    return f32_to_bf16_bits(np.array([tolerance], dtype=np.float32))[0]
+
+
+def _nonfinite(bits: np.ndarray) -> np.ndarray:
+    """NaN or ±inf, from bf16 bit patterns (exponent all ones)."""
+    return (bits & 0x7F80) == 0x7F80
 
 
 def _values64(raw: np.ndarray, dtype: str) -> np.ndarray:
@@ -81,20 +116,34 @@ def _compare(stored_a: np.ndarray, a_dtype: str, stored_b: np.ndarray, b_dtype: 
     """
     changed = bits_a != bits_b
     n_same = changed.size - int(np.count_nonzero(changed))
-    where = None
+    where = values = stuck = None
     out: dict[Criterion, np.ndarray | int] = {}
     for criterion in criteria:
-        if criterion.kind == "tolerance":
+        if criterion.kind in TOLERANCE_KINDS:
             if where is None:
                 where = np.flatnonzero(changed)
-                delta = np.abs(bf16_bits_to_f32(bits_b[where]) - bf16_bits_to_f32(bits_a[where]))
-            within = delta <= criterion.tolerance
+                values = bf16_bits_to_f32(bits_a[where]), bf16_bits_to_f32(bits_b[where])
+            if criterion.kind == "tolerance":
+                # bf16 subtraction (float32 compute, rounded to nearest even, as torch does), then
+                # isclose: |Δ| <= bf16(atol) on bit patterns (monotonic for magnitudes; NaN is above all).
+                if stuck is None:  # NaN or inf that stays put: Δ = NaN, never close
+                    nonfinite = _nonfinite(bits_a)
+                    stuck = nonfinite & ~changed if nonfinite.any() else None
+                    stuck = stuck if stuck is not None and stuck.any() else False
+                with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf, NaN: as torch
+                    delta = f32_to_bf16_bits(values[1] - values[0]) & 0x7FFF
+                within = delta <= tolerance_bits(criterion.tolerance)
+                lost = stuck
+            else:
+                within = np.abs(values[1].astype(np.float64) - values[0]) <= criterion.tolerance
+                lost = False
             if want_masks:
-                mask = ~changed
+                mask = ~changed if lost is False else ~changed & ~lost
                 mask[where] = within
                 out[criterion] = mask
             else:
-                out[criterion] = n_same + int(np.count_nonzero(within))
+                lost_count = 0 if lost is False else int(np.count_nonzero(lost))
+                out[criterion] = n_same - lost_count + int(np.count_nonzero(within))
         elif criterion.kind == "bf16_bitwise" or (a_dtype == b_dtype == "BF16"):
             out[criterion] = ~changed if want_masks else n_same
         else:
@@ -164,11 +213,14 @@ class TensorPair:
     name: str
     before: TensorEntry | None
     after: TensorEntry | None
-    status: str  # compared | resized | tied | only_before | only_after | shape_mismatch
-    role: str    # param | scale
+    status: str  # compared | resized | resized_skipped | tied | only_before | only_after | shape_mismatch
+    role: str    # param | scale | buffer
     rows: int = 0
     scale_before: TensorEntry | None = None
     scale_after: TensorEntry | None = None
+    block_before: tuple[int, int] | None = None  # fp8 block size (rows, columns) of each side's scales
+    block_after: tuple[int, int] | None = None
+    tied_to: str | None = None  # the tensor one side's tied weight is (tied on one side only)
 
     @property
     def row_elems(self) -> int:
@@ -191,33 +243,61 @@ class TensorPair:
             return 0
         if self.status in COMPARED:
             return sum(sizes) - 2 * self.numel
-        return max(sizes)
+        return max(sizes)  # not compared at all (resized_skipped, shape_mismatch, one side only)
 
     @property
     def compared_shape(self) -> tuple[int, ...]:
         return (self.rows, *self.before.shape[1:]) if self.before.shape else ()
 
 
-def pair_tensors(before: Checkpoint, after: Checkpoint) -> list[TensorPair]:
-    """Every tensor name of either checkpoint, classified; shared leading rows of resized tensors."""
-    tied = {**before.tied_duplicates(), **after.tied_duplicates()}
+def pair_tensors(before: Checkpoint, after: Checkpoint, resized: str = "skip") -> list[TensorPair]:
+    """Every tensor name of either checkpoint, classified.
+
+    Tensors whose first dimension differs (a resized vocabulary) are skipped, as the official script
+    does (its subtraction fails), or with `resized="shared_rows"` compared on their shared leading rows.
+    A weight tied on both sides counts once; tied on one side only, that side's tied weight (its input
+    embedding) is compared with the other side's separately trained one.
+    """
+    if resized not in RESIZED_POLICIES:
+        raise ValueError(f"resized must be one of {RESIZED_POLICIES}, not {resized!r}")
+    entries_a, aliases_a = _with_tied_aliases(before, after)
+    entries_b, aliases_b = _with_tied_aliases(after, before)
+    tied = before.tied_weights().keys() & after.tied_weights().keys()
     pairs = []
-    for name in sorted(set(before.entries) | set(after.entries)):
-        a, b = before.entries.get(name), after.entries.get(name)
-        role = "scale" if _is_block_scale(name, before.entries) or _is_block_scale(name, after.entries) else "param"
+    for name in sorted(set(before.entries) | set(after.entries) | set(aliases_a) | set(aliases_b)):
+        a, b = entries_a.get(name), entries_b.get(name)
+        role = ("scale" if _is_block_scale(name, before.entries) or _is_block_scale(name, after.entries)
+                else "buffer" if _BUFFER.search(name) else "param")
+        alias = aliases_a.get(name) or aliases_b.get(name)
         if name in tied:
             pairs.append(TensorPair(name, a, b, "tied", role))
         elif a is None or b is None:
             pairs.append(TensorPair(name, a, b, "only_before" if b is None else "only_after", role))
         elif a.shape == b.shape:
             pairs.append(TensorPair(name, a, b, "compared", role, a.shape[0] if a.shape else 1,
-                                    *_scales(name, a, b, before, after)))
+                                    *_scales(name, a, b, before, after), tied_to=alias))
         elif len(a.shape) == len(b.shape) >= 1 and a.shape[1:] == b.shape[1:]:
-            pairs.append(TensorPair(name, a, b, "resized", role, min(a.shape[0], b.shape[0]),
-                                    *_scales(name, a, b, before, after)))
+            if resized == "skip":
+                pairs.append(TensorPair(name, a, b, "resized_skipped", role, tied_to=alias))
+            else:
+                pairs.append(TensorPair(name, a, b, "resized", role, min(a.shape[0], b.shape[0]),
+                                        *_scales(name, a, b, before, after), tied_to=alias))
         else:
-            pairs.append(TensorPair(name, a, b, "shape_mismatch", role))
+            pairs.append(TensorPair(name, a, b, "shape_mismatch", role, tied_to=alias))
     return pairs
+
+
+def _with_tied_aliases(side: Checkpoint, other: Checkpoint) -> tuple[dict[str, TensorEntry], dict[str, str]]:
+    """`side`'s entries, plus its tied weights as the tensors they are tied to where `other` trains them
+    separately (e.g. lm_head.weight -> model.embed_tokens.weight)."""
+    entries = dict(side.entries)
+    aliases = {}
+    other_tied = other.tied_weights()
+    for copy, source in side.tied_weights().items():
+        if copy not in entries and copy in other.entries and copy not in other_tied:
+            entries[copy] = entries[source]
+            aliases[copy] = source
+    return entries, aliases
 
 
 def _is_block_scale(name: str, entries: dict[str, TensorEntry]) -> bool:
@@ -226,10 +306,11 @@ def _is_block_scale(name: str, entries: dict[str, TensorEntry]) -> bool:
                and w.dtype in FP8 for suffix in _SCALE_SUFFIXES)
 
 
-def _scales(name, a, b, before, after) -> tuple[TensorEntry | None, TensorEntry | None]:
+def _scales(name, a, b, before, after) -> tuple:
+    """Each side's block-scale tensor of an fp8 weight, then each side's block size (from its config)."""
     sa = before.entries[s] if a.dtype in FP8 and (s := scale_of(name, before.entries)) else None
     sb = after.entries[s] if b.dtype in FP8 and (s := scale_of(name, after.entries)) else None
-    return sa, sb
+    return sa, sb, before.fp8_block if sa is not None else None, after.fp8_block if sb is not None else None
 
 
 @dataclass(frozen=True)
@@ -241,22 +322,25 @@ class _Chunk:
 
 
 def _chunks(pairs: Iterable[TensorPair], chunk_bytes: int, reader: ChunkReader) -> Iterator[_Chunk]:
-    """Element ranges of every compared pair; fp8 block-scaled tensors split on 128-row boundaries."""
+    """Element ranges of every compared pair; fp8 block-scaled tensors split on block-row boundaries.
+    Scales are decoded from their own stored dtype (float32 in DeepSeek-V3; bf16 or fp16 elsewhere)."""
     for pair in pairs:
-        scales = tuple(reader.read(s, 0, s.numel, slot=0).copy().reshape(s.shape) if s is not None else None
-                       for s in (pair.scale_before, pair.scale_after))
+        scales = tuple(to_float32(reader.read(s, 0, s.numel, slot=0), s.dtype).copy().reshape(s.shape)
+                       if s is not None else None for s in (pair.scale_before, pair.scale_after))
         row_elems = max(1, pair.row_elems)
-        align = FP8_BLOCK * row_elems if any(x is not None for x in scales) else 8
+        block_rows = [block[0] for block in (pair.block_before, pair.block_after) if block is not None]
+        align = math.lcm(*block_rows) * row_elems if block_rows else 8
         itemsize = max(pair.before.itemsize, pair.after.itemsize)
         for start, stop in element_chunks(pair.numel, max(1, chunk_bytes // itemsize), align):
             yield _Chunk(pair, start, stop, scales)
 
 
-def _bits(raw: np.ndarray, entry: TensorEntry, scale: np.ndarray | None, row_elems: int, first_row: int) -> np.ndarray:
+def _bits(raw: np.ndarray, entry: TensorEntry, scale: np.ndarray | None, block: tuple[int, int] | None,
+          row_elems: int, first_row: int) -> np.ndarray:
     """Values to compare, as bf16 bits: the stored values, or fp8 weights times their block scales."""
     if scale is None:
         return to_bf16_bits(raw, entry.dtype)
-    return f32_to_bf16_bits(dequantize(raw, entry.dtype, scale, row_elems, first_row, FP8_BLOCK))
+    return f32_to_bf16_bits(dequantize(raw, entry.dtype, scale, row_elems, first_row, block))
 
 
 def _ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
@@ -293,8 +377,8 @@ def stream_compare(pairs: list[TensorPair], criteria: list[Criterion], chunk_byt
         raw_a = local.reader.read(pair.before, chunk.start, chunk.stop, slot=0)
         raw_b = local.reader.read(pair.after, chunk.start, chunk.stop, slot=1)
         first_row = chunk.start // row_elems
-        bits_a = _bits(raw_a, pair.before, chunk.scales[0], row_elems, first_row)
-        bits_b = _bits(raw_b, pair.after, chunk.scales[1], row_elems, first_row)
+        bits_a = _bits(raw_a, pair.before, chunk.scales[0], pair.block_before, row_elems, first_row)
+        bits_b = _bits(raw_b, pair.after, chunk.scales[1], pair.block_after, row_elems, first_row)
         return pair, _compare(raw_a, pair.before.dtype, raw_b, pair.after.dtype, bits_a, bits_b, criteria, want_masks)
 
     with ChunkReader(chunk_bytes) as scale_reader:
@@ -312,15 +396,16 @@ def _row(pair: TensorPair, counts: dict[Criterion, int], criteria: list[Criterio
         "name": pair.name, **describe(pair.name), "role": pair.role, "status": pair.status,
         "shape": list(a.shape) if a is not None else None, "shape_after": list(b.shape) if b is not None else None,
         "dtype": dtype(a), "dtype_after": dtype(b), "numel": pair.numel, "numel_skipped": pair.numel_skipped,
+        "tied_to": pair.tied_to,
         **{c.column: counts.get(c, 0) for c in criteria},
     }
 
 
 def diff_rows(before: str | os.PathLike, after: str | os.PathLike, criteria: list[Criterion] | None = None,
-              chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None) -> list[dict]:
+              chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None, resized: str = "skip") -> list[dict]:
     """One dict per tensor name: what was compared or skipped, and unchanged counts per criterion."""
     criteria = criteria or default_criteria()
-    pairs = pair_tensors(Checkpoint(before), Checkpoint(after))
+    pairs = pair_tensors(Checkpoint(before), Checkpoint(after), resized)
     counts: dict[str, dict[Criterion, int]] = {p.name: dict.fromkeys(criteria, 0) for p in pairs}
     for pair, result in stream_compare([p for p in pairs if p.status in COMPARED], criteria, chunk_bytes,
                                        workers=workers):
@@ -330,11 +415,11 @@ def diff_rows(before: str | os.PathLike, after: str | os.PathLike, criteria: lis
 
 
 def diff_checkpoints(before: str | os.PathLike, after: str | os.PathLike, criteria: list[Criterion] | None = None,
-                     chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None):
+                     chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None, resized: str = "skip"):
     """`diff_rows` as a DataFrame (layer as a nullable integer)."""
     import pandas as pd
 
-    df = pd.DataFrame(diff_rows(before, after, criteria, chunk_bytes, workers))
+    df = pd.DataFrame(diff_rows(before, after, criteria, chunk_bytes, workers, resized))
     df["layer"] = df["layer"].astype("Int64")
     return df
 

@@ -75,13 +75,15 @@ def to_bf16_bits(raw: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def dequantize(raw: np.ndarray, dtype: str, scale: np.ndarray, row_elems: int, first_row: int,
-               block: int = 128) -> np.ndarray:
-    """fp8 weights times their per-block scale (DeepSeek-V3's `weight_scale_inv`, blocks of 128 x 128),
-    for a chunk of whole rows starting at `first_row`; float32."""
+               block: int | tuple[int, int] = 128) -> np.ndarray:
+    """fp8 weights times their per-block scale (DeepSeek-V3's `weight_scale_inv`, blocks of 128 x 128 or
+    the (rows, columns) given), for a chunk of whole rows starting at `first_row`; float32. `scale` holds
+    decoded values (float32), whatever dtype the checkpoint stores them in."""
+    block_rows, block_cols = (block, block) if isinstance(block, int) else block
     rows = raw.size // row_elems
     values = to_float32(raw, dtype).reshape(rows, row_elems)
-    row_scale = np.repeat(scale, block, axis=0)[first_row : first_row + rows]
-    return (values * np.repeat(row_scale, block, axis=1)[:, :row_elems]).reshape(-1)
+    row_scale = np.repeat(scale.astype(np.float32, copy=False), block_rows, axis=0)[first_row : first_row + rows]
+    return (values * np.repeat(row_scale, block_cols, axis=1)[:, :row_elems]).reshape(-1)
 
 
 def narrower_bits(a: np.ndarray, a_dtype: str, b: np.ndarray, b_dtype: str) -> tuple[np.ndarray, np.ndarray] | None:

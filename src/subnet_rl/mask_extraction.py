@@ -14,13 +14,16 @@ from .masks import mask_writer, pack
 
 
 def extract_masks(before: str | os.PathLike, after: str | os.PathLike, criterion: Criterion,
-                  out: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None) -> dict:
+                  out: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None,
+                  resized: str = "skip") -> dict:
     """Write the updated-entry mask of a checkpoint pair, streaming.
 
     `out` ending in .safetensors gives one file; any other path a folder with one mask file per shard
-    of `before`. Masks cover parameters that were compared (resized tensors: their shared rows).
+    of `before`. Masks cover parameters that were compared (resized tensors: skipped, or their shared rows
+    with resized="shared_rows").
     """
-    pairs = [p for p in pair_tensors(Checkpoint(before), Checkpoint(after)) if p.role == "param" and p.status in COMPARED]
+    pairs = [p for p in pair_tensors(Checkpoint(before), Checkpoint(after), resized)
+             if p.role == "param" and p.status in COMPARED]
     single = str(out).endswith(".safetensors")
     groups: dict[str, list] = {}
     for pair in pairs:

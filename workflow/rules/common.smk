@@ -13,6 +13,7 @@ from subnet_rl.config import (
     sort_keys_in_place,
 )
 from subnet_rl.code_version import code_hash
+from subnet_rl.diff import canonical_label
 from subnet_rl.jobs import configure_hub_environment, download_slug, hub_downloads
 
 coerce_scientific_notation(config)
@@ -20,6 +21,10 @@ coerce_scientific_notation(config)
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_references(config)
+# Published values keyed by one spelling of each criterion label (tol=1e-5 -> tol=1e-05), or the pairs
+# table would silently miss them.
+for pair in config.get("checkpoint_pairs", {}).values():
+    pair["published"] = {canonical_label(k): v for k, v in pair.get("published", {}).items()}
 sort_keys_in_place(config)
 
 configure_hub_environment(config)
@@ -119,10 +124,18 @@ def diff_inputs(wildcards):
     return {"before": start_of(name), "after": checkpoint_dir(variant, name)}
 
 
-def diff_tolerances(wildcards):
+def diff_settings(wildcards):
+    """Criteria and the resized-tensor policy of one diff (a checkpoint pair may override `resized`)."""
+    settings = {
+        "tolerances": config["diff"]["tolerances"],
+        "exact_tolerances": config["diff"]["exact_tolerances"],
+        "resized": config["diff"]["resized"],
+    }
     if wildcards.variant == "subnet_vs_full":
-        return config["subnetwork"]["compare_tolerances"]
-    return config["diff"]["tolerances"]
+        settings.update(tolerances=config["subnetwork"]["compare_tolerances"], exact_tolerances=[])
+    if wildcards.variant == "pairs":
+        settings["resized"] = config["checkpoint_pairs"][wildcards.name].get("resized", settings["resized"])
+    return settings
 
 
 def evaluations():

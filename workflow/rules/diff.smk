@@ -5,7 +5,7 @@ rule diff:
         "results/diff/{variant}/{name}.parquet",
     params:
         code=code("diff.py"),
-        tolerances=diff_tolerances,
+        settings=diff_settings,
     threads: resource("diff", "threads", 1)
     resources:
         mem_mb=resource("diff", "mem_mb", 2000),
