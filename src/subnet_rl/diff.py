@@ -15,6 +15,7 @@ differ, and stored copies of tied weights each get a row that says what was comp
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -92,14 +93,31 @@ def default_criteria(tolerances=DEFAULT_TOLERANCES, exact_tolerances=()) -> list
             + [Criterion("bf16_bitwise"), Criterion("exact")])
 
 
-def tolerance_bits(tolerance: float) -> np.uint16:
-    """`atol` as torch.isclose uses it on bf16 tensors: the double cast to float32, then rounded to bf16."""
-    return f32_to_bf16_bits(np.array([tolerance], dtype=np.float32))[0]
+@functools.cache
+def isclose_threshold(tolerance: float) -> np.float32:
+    """The largest float32 |Δ| that torch.isclose(Δ, 0, atol=tolerance) accepts once Δ is a bf16 value.
+
+    isclose on bf16 tensors compares |Δ| with atol rounded to bf16 (`atol + rtol * |0|` computed in the
+    tensor's dtype: the double cast to float32, then to bf16). Δ itself is the float32 difference rounded
+    to bf16 (nearest even), and rounding is monotonic, so |round(x)| <= t exactly when |x| <= the
+    midpoint between t and the next bf16 value, the midpoint included when the tie rounds down to t
+    (t's last bit even). Comparing float32 |Δ| with this bound gives the official answer without
+    rounding every difference to bf16.
+    """
+    t = int(f32_to_bf16_bits(np.array([tolerance], dtype=np.float32))[0])
+    bound = (t << 16) + (0x8000 if t % 2 == 0 else 0x7FFF)
+    return np.array([bound], dtype=np.uint32).view(np.float32)[0]
 
 
 def _nonfinite(bits: np.ndarray) -> np.ndarray:
     """NaN or ±inf, from bf16 bit patterns (exponent all ones)."""
     return (bits & 0x7F80) == 0x7F80
+
+
+def _any_nonfinite(bits: np.ndarray) -> bool:
+    """Whether any bf16 pattern is NaN or ±inf, in two max reductions and no temporary array: negative
+    NaN/inf are the largest uint16 patterns (>= 0xFF80), positive ones the largest int16 (>= 0x7F80)."""
+    return bits.size > 0 and (int(bits.max()) >= 0xFF80 or int(bits.view(np.int16).max()) >= 0x7F80)
 
 
 def _values64(raw: np.ndarray, dtype: str) -> np.ndarray:
@@ -115,27 +133,30 @@ def _compare(stored_a: np.ndarray, a_dtype: str, stored_b: np.ndarray, b_dtype: 
     bits differ, which in sparse updates is a small share of the entries.
     """
     changed = bits_a != bits_b
-    n_same = changed.size - int(np.count_nonzero(changed))
-    where = values = stuck = None
+    # Positions whose bits differ: needed by every tolerance criterion, and their count gives n_same
+    # (one scan of `changed` instead of two).
+    where = np.flatnonzero(changed) if any(c.kind in TOLERANCE_KINDS for c in criteria) else None
+    n_same = changed.size - (where.size if where is not None else int(np.count_nonzero(changed)))
+    delta = exact_delta = stuck = None
     out: dict[Criterion, np.ndarray | int] = {}
     for criterion in criteria:
         if criterion.kind in TOLERANCE_KINDS:
-            if where is None:
-                where = np.flatnonzero(changed)
-                values = bf16_bits_to_f32(bits_a[where]), bf16_bits_to_f32(bits_b[where])
-            if criterion.kind == "tolerance":
-                # bf16 subtraction (float32 compute, rounded to nearest even, as torch does), then
-                # isclose: |Δ| <= bf16(atol) on bit patterns (monotonic for magnitudes; NaN is above all).
-                if stuck is None:  # NaN or inf that stays put: Δ = NaN, never close
-                    nonfinite = _nonfinite(bits_a)
-                    stuck = nonfinite & ~changed if nonfinite.any() else None
-                    stuck = stuck if stuck is not None and stuck.any() else False
+            if delta is None:
                 with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf, NaN: as torch
-                    delta = f32_to_bf16_bits(values[1] - values[0]) & 0x7FFF
-                within = delta <= tolerance_bits(criterion.tolerance)
+                    delta = np.abs(bf16_bits_to_f32(bits_b[where]) - bf16_bits_to_f32(bits_a[where]))
+            if criterion.kind == "tolerance":
+                # Official: Δ subtracted in bf16 (float32 compute, then rounded), isclose(Δ, 0, atol); NaN
+                # is never close, and NaN or inf that stays put gives Δ = NaN: changed too.
+                if stuck is None:
+                    stuck = _nonfinite(bits_a) & ~changed if _any_nonfinite(bits_a) else False
+                within = delta <= isclose_threshold(criterion.tolerance)
                 lost = stuck
             else:
-                within = np.abs(values[1].astype(np.float64) - values[0]) <= criterion.tolerance
+                # The exact difference of the two bf16 values (in float64, where it is always exact).
+                if exact_delta is None:
+                    exact_delta = np.abs(bf16_bits_to_f32(bits_b[where]).astype(np.float64)
+                                         - bf16_bits_to_f32(bits_a[where]))
+                within = exact_delta <= criterion.tolerance
                 lost = False
             if want_masks:
                 mask = ~changed if lost is False else ~changed & ~lost
