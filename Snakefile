@@ -27,6 +27,7 @@ include: "workflow/rules/diff.smk"
 include: "workflow/rules/mask.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/overlap.smk"
+include: "workflow/rules/analyses.smk"
 include: "workflow/rules/tables.smk"
 
 

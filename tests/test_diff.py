@@ -292,3 +292,17 @@ def test_criterion_labels_have_one_spelling():
     assert canonical_label("exact_tol=1e-5") == "exact_tol=1e-05" and canonical_label("exact") == "exact"
     with pytest.raises(ValueError, match="tol=<number>"):
         canonical_label("tol=abc")
+
+
+def test_relative_criterion():
+    """|Δ| <= η max(|w0|, |w1|) on bf16 values (Zhu et al. 2025). With η = 1e-3, below half a bf16 ulp,
+    it is bitwise equality but for +0 vs -0 (equal values) and inf (never within)."""
+    before, after = edge_pairs()
+    rel = Criterion("relative", 1e-3)
+    masks = unchanged_masks(before, after, [rel, Criterion("bf16_bitwise")])
+    signed_zeros = ((before == 0) & (after == 0) & (before.view(torch.int16) != after.view(torch.int16))).numpy()
+    assert (masks[rel] == (masks[Criterion("bf16_bitwise")] | signed_zeros)).all()
+    a, b = torch.tensor([1.0, 1.0, 100.0, 1.0]).bfloat16(), torch.tensor([1.0078125, 1.5, 100.5, math.inf]).bfloat16()
+    loose = unchanged_masks(a, b, [Criterion("relative", 0.01)])[Criterion("relative", 0.01)]
+    assert loose.tolist() == [True, False, True, False]
+    assert Criterion.parse("rel=1e-3").label == "rel=0.001"

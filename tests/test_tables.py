@@ -63,3 +63,23 @@ def test_overlap_table_in_percent():
     pairs = pd.DataFrame([{"run_1": "a", "run_2": "b", "sparsity_1": 0.5, "sparsity_2": 0.25, "o1": 0.6,
                            "random_o1": 0.75, "o2": 0.4, "random_o2": 0.5, "jaccard": 0.3, "random_jaccard": 0.2}])
     assert overlap_table(pairs).iloc[0]["o1"] == pytest.approx(60.0)
+
+
+def test_layer_sparsity_by_layer_and_module():
+    from subnet_rl.layers import layer_sparsity
+
+    diff = pd.DataFrame({
+        "name": ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.q_proj.weight",
+                 "model.layers.1.mlp.up_proj.weight", "model.embed_tokens.weight", "rotary.inv_freq"],
+        "layer": pd.array([0, 1, 1, None, None], dtype="Int64"),
+        "module": ["q_proj", "q_proj", "up_proj", "embed_tokens", "rotary"],
+        "group": ["attention", "attention", "mlp", "embedding", "other"],
+        "role": ["param", "param", "param", "param", "buffer"], "status": ["compared"] * 5,
+        "numel": [100, 100, 200, 50, 4], "unchanged_tol=1e-05": [90, 50, 200, 0, 4],
+    })
+    table = layer_sparsity(diff, "tol=1e-05")
+    assert list(zip(table["layer"], table["module"])) == [("0", "q_proj"), ("1", "q_proj"), ("1", "up_proj"),
+                                                          ("-", "embed_tokens")]  # buffers left out
+    assert list(table["sparsity (%)"]) == [90.0, 50.0, 100.0, 0.0]
+    with pytest.raises(ValueError, match="no 'tol=1e-08' counts"):
+        layer_sparsity(diff, "tol=1e-08")

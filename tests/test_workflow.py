@@ -67,8 +67,8 @@ def test_tables_hold_real_numbers(completed_run):
     assert set(sparsity["run"]) == {"sft-from-init", "grpo-a", "grpo-b", "dpo-a", "sft-a"}
     values = sparsity.filter(like="sparsity ")
     assert list(values.columns) == ["sparsity tol=1e-08", "sparsity tol=1e-07", "sparsity tol=1e-06",
-                                    "sparsity tol=1e-05", "sparsity exact_tol=1e-05", "sparsity bf16_bitwise",
-                                    "sparsity exact"]
+                                    "sparsity tol=1e-05", "sparsity exact_tol=1e-05", "sparsity rel=0.001",
+                                    "sparsity bf16_bitwise", "sparsity exact"]
     assert values.notna().all().all() and ((values >= 0) & (values <= 100)).all().all()
     # Tolerances nest: a looser tolerance never counts fewer entries unchanged.
     assert (values["sparsity tol=1e-05"] >= values["sparsity tol=1e-08"]).all()
@@ -83,6 +83,14 @@ def test_tables_hold_real_numbers(completed_run):
     assert len(overlap) == 6  # every pair of 4 runs
     assert overlap[["o1", "o2", "random_o1", "random_o2"]].notna().all().all()
     assert (tables / "sparsity.md").read_text().startswith("# Update sparsity")
+
+    rank = pd.read_csv(tables / "rank.csv")
+    assert set(rank["run"]) == {"grpo-a", "grpo-b", "dpo-a", "sft-a"}
+    assert {"attention", "mlp", "embedding"} <= set(rank["group"])
+    assert rank["mean_rank_pct"].between(0, 100).all() and (rank["mean_stable_rank"] >= 1).all()
+    layers = pd.read_csv(tables / "layers.csv")
+    assert set(zip(layers["run"], layers["layer"].astype(str))) >= {("grpo-a", "0"), ("grpo-a", "-")}
+    assert {"q_proj", "up_proj", "embed_tokens"} <= set(layers.columns)
 
 
 def test_nothing_to_do_after_a_complete_run(completed_run):

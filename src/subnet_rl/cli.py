@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                            "(repeatable; default 1e-8 1e-7 1e-6 1e-5)")
     diff.add_argument("--exact-tolerance", type=float, action="append", metavar="T",
                       help="exact_tol=T: the exact difference of the bf16 values against T (repeatable)")
+    diff.add_argument("--relative", type=float, action="append", metavar="ETA",
+                      help="rel=ETA: unchanged when |Δ| <= ETA max(|w0|, |w1|) on bf16 values (repeatable)")
     diff.add_argument("--out", metavar="F.parquet", help="write the per-tensor table here")
     diff.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     mask = sub.add_parser("mask", help="bit-packed mask of updated entries (a file, or a folder mirroring shards)")
@@ -40,14 +42,34 @@ def _parser() -> argparse.ArgumentParser:
     mask.add_argument("--out", required=True, metavar="PATH",
                       help="a .safetensors file, or a folder with one mask file per checkpoint shard")
     mask.add_argument("--criterion", default="tol=1e-05",
-                      help="tol=T, exact_tol=T, bf16_bitwise or exact (default tol=1e-05)")
+                      help="tol=T, exact_tol=T, rel=ETA, bf16_bitwise or exact (default tol=1e-05)")
+    rank = sub.add_parser("rank", help="rank of each 2-D weight's update (torch; GPU when present)")
+    rank.add_argument("before", help="checkpoint folder (sharded or not) or .safetensors file")
+    rank.add_argument("after", help="checkpoint folder (sharded or not) or .safetensors file")
+    rank.add_argument("--rtol", type=float, default=None,
+                      help="singular values above rtol x the largest count (default: max(m, n) x float32 eps)")
+    rank.add_argument("--json", action="store_true", help="print one JSON object per tensor")
     return parser
+
+
+def _rank(args: argparse.Namespace) -> int:
+    from .rank import checkpoint_ranks, rank_summary
+
+    rows = checkpoint_ranks(args.before, args.after, args.rtol)
+    if args.json:  # NaN (a zero update's stable/effective rank) as null: strict JSON
+        print(json.dumps([{k: None if isinstance(v, float) and v != v else v for k, v in r.items()} for r in rows],
+                         indent=2))
+        return 0
+    for group, stats in rank_summary(rows).items():
+        print(f"{group}: {stats['matrices']} matrices, mean rank {stats['mean_rank_pct']:.1f}% of the maximum, "
+              f"stable rank {stats['mean_stable_rank']:.2f}, effective rank {stats['mean_effective_rank']:.2f}")
+    return 0
 
 
 def _diff(args: argparse.Namespace) -> int:
     from .diff import DEFAULT_TOLERANCES, default_criteria, diff_rows, skipped, sparsity
 
-    criteria = default_criteria(args.tolerance or DEFAULT_TOLERANCES, args.exact_tolerance or ())
+    criteria = default_criteria(args.tolerance or DEFAULT_TOLERANCES, args.exact_tolerance or (), args.relative or ())
     rows = diff_rows(args.before, args.after, criteria, int(args.chunk_mb * 2**20), args.threads, args.resized)
     if args.out:
         import pandas as pd
@@ -89,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
 
     try:
-        return {"diff": _diff, "mask": _mask}[args.command](args)
+        return {"diff": _diff, "mask": _mask, "rank": _rank}[args.command](args)
     except (CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"subnet-rl: error: {err}", file=sys.stderr)
         return 2

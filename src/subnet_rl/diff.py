@@ -41,14 +41,15 @@ RESIZED_POLICIES = ("skip", "shared_rows")
 _BUFFER = re.compile(r"(?:^|\.)(?:inv_freq|position_ids|masked_bias|attn\.bias)$")
 
 
-TOLERANCE_KINDS = {"tolerance": "tol", "exact_tolerance": "exact_tol"}
+TOLERANCE_KINDS = {"tolerance": "tol", "exact_tolerance": "exact_tol", "relative": "rel"}
 
 
 @dataclass(frozen=True)
 class Criterion:
     """How 'unchanged' is decided: the official |bf16 Δ| <= tolerance (`tolerance`), the exact difference
-    of the bf16 values (`exact_tolerance`), bf16 bitwise, or exact (stored dtype, the narrower of the two
-    when they differ)."""
+    of the bf16 values (`exact_tolerance`), the relative |Δ| <= η max(|w0|, |w1|) of Zhu et al. 2025
+    (`relative`, η in `tolerance`), bf16 bitwise, or exact (stored dtype, the narrower of the two when
+    they differ)."""
 
     kind: str
     tolerance: float | None = None
@@ -78,8 +79,8 @@ class Criterion:
                     break
         if label in ("bf16_bitwise", "exact"):
             return cls(label)
-        raise ValueError(f"criterion {label!r} is not tol=<number>, exact_tol=<number>, bf16_bitwise or exact "
-                         "(e.g. tol=1e-05)")
+        raise ValueError(f"criterion {label!r} is not tol=<number>, exact_tol=<number>, rel=<number>, "
+                         "bf16_bitwise or exact (e.g. tol=1e-05)")
 
 
 def canonical_label(label: str) -> str:
@@ -87,9 +88,17 @@ def canonical_label(label: str) -> str:
     return Criterion.parse(label).label
 
 
-def default_criteria(tolerances=DEFAULT_TOLERANCES, exact_tolerances=()) -> list[Criterion]:
+def diff_labels(settings: dict) -> set[str]:
+    """Criterion labels of the diff tables the workflow's `diff` settings produce."""
+    criteria = default_criteria(settings.get("tolerances", DEFAULT_TOLERANCES), settings.get("exact_tolerances", ()),
+                                settings.get("relative", ()))
+    return {c.label for c in criteria}
+
+
+def default_criteria(tolerances=DEFAULT_TOLERANCES, exact_tolerances=(), relative=()) -> list[Criterion]:
     return ([Criterion("tolerance", float(t)) for t in tolerances]
             + [Criterion("exact_tolerance", float(t)) for t in exact_tolerances]
+            + [Criterion("relative", float(eta)) for eta in relative]
             + [Criterion("bf16_bitwise"), Criterion("exact")])
 
 
@@ -137,7 +146,7 @@ def _compare(stored_a: np.ndarray, a_dtype: str, stored_b: np.ndarray, b_dtype: 
     # (one scan of `changed` instead of two).
     where = np.flatnonzero(changed) if any(c.kind in TOLERANCE_KINDS for c in criteria) else None
     n_same = changed.size - (where.size if where is not None else int(np.count_nonzero(changed)))
-    delta = exact_delta = stuck = None
+    delta = exact_delta = magnitude = stuck = None
     out: dict[Criterion, np.ndarray | int] = {}
     for criterion in criteria:
         if criterion.kind in TOLERANCE_KINDS:
@@ -152,11 +161,16 @@ def _compare(stored_a: np.ndarray, a_dtype: str, stored_b: np.ndarray, b_dtype: 
                 within = delta <= isclose_threshold(criterion.tolerance)
                 lost = stuck
             else:
-                # The exact difference of the two bf16 values (in float64, where it is always exact).
+                # The exact difference of the two bf16 values (in float64, where it is always exact); the
+                # relative criterion bounds it by η max(|w0|, |w1|) (bit-identical entries unchanged).
                 if exact_delta is None:
-                    exact_delta = np.abs(bf16_bits_to_f32(bits_b[where]).astype(np.float64)
-                                         - bf16_bits_to_f32(bits_a[where]))
-                within = exact_delta <= criterion.tolerance
+                    a64, b64 = (bf16_bits_to_f32(bits[where]).astype(np.float64) for bits in (bits_a, bits_b))
+                    with np.errstate(invalid="ignore"):
+                        exact_delta = np.abs(b64 - a64)
+                    magnitude = np.maximum(np.abs(a64), np.abs(b64))
+                bound = criterion.tolerance * magnitude if criterion.kind == "relative" else criterion.tolerance
+                with np.errstate(invalid="ignore"):
+                    within = (exact_delta <= bound) & np.isfinite(exact_delta)
                 lost = False
             if want_masks:
                 mask = ~changed if lost is False else ~changed & ~lost

@@ -116,8 +116,32 @@ def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], r
     }
 
 
+def rank_table(ranks: dict[str, pd.DataFrame], runs: dict[str, dict]) -> pd.DataFrame:
+    """Paper Table 2 per run: mean update rank (% of the maximum), stable and effective rank by module
+    group (attention, mlp, embedding, ...), from the per-tensor rank rows of each run."""
+    from .rank import rank_summary
+
+    rows = []
+    for name in sorted(ranks):
+        for group, stats in rank_summary(ranks[name].to_dict("records")).items():
+            rows.append({"run": name, **{c: runs[name][c] for c in ("algorithm", "regime", "lr", "precision")},
+                         "group": group, **stats})
+    return pd.DataFrame(rows)
+
+
+def layers_table(diffs: dict[str, pd.DataFrame], label: str) -> pd.DataFrame:
+    """Paper Fig. 3 as a table: sparsity (%) under `label` per run and layer (rows) x module (columns)."""
+    from .layers import layer_sparsity
+
+    long = pd.concat([layer_sparsity(diffs[name], label).assign(run=name) for name in sorted(diffs)])
+    wide = long.pivot_table(index=["run", "layer"], columns="module", values="sparsity (%)", sort=False)
+    return wide.reset_index().rename_axis(columns=None)
+
+
 TITLES = {"sparsity": "Update sparsity (% of entries unchanged)", "subnetwork": "Subnetwork vs full finetuning",
-          "overlap": "Overlap of updated entries between runs (%)"}
+          "overlap": "Overlap of updated entries between runs (%)",
+          "rank": "Update rank by module group (mean rank as % of the maximum; stable and effective rank)",
+          "layers": "Sparsity (%) by layer and module"}
 
 
 def write_table(df: pd.DataFrame, md_path: str | os.PathLike, csv_path: str | os.PathLike, title: str) -> None:

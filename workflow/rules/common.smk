@@ -13,7 +13,7 @@ from subnet_rl.config import (
     sort_keys_in_place,
 )
 from subnet_rl.code_version import code_hash
-from subnet_rl.diff import canonical_label
+from subnet_rl.diff import canonical_label, diff_labels
 from subnet_rl.jobs import configure_hub_environment, download_slug, hub_downloads
 
 coerce_scientific_notation(config)
@@ -25,6 +25,12 @@ check_references(config)
 # table would silently miss them.
 for pair in config.get("checkpoint_pairs", {}).values():
     pair["published"] = {canonical_label(k): v for k, v in pair.get("published", {}).items()}
+config["analyses"]["layers_criterion"] = canonical_label(config["analyses"]["layers_criterion"])
+if config["analyses"]["layers_criterion"] not in diff_labels(config["diff"]):
+    raise ValueError(
+        f"analyses.layers_criterion: {config['analyses']['layers_criterion']!r} is not a column of the diff "
+        f"tables ({sorted(diff_labels(config['diff']))}); name one, or add it under `diff`"
+    )
 sort_keys_in_place(config)
 
 configure_hub_environment(config)
@@ -129,10 +135,11 @@ def diff_settings(wildcards):
     settings = {
         "tolerances": config["diff"]["tolerances"],
         "exact_tolerances": config["diff"]["exact_tolerances"],
+        "relative": config["diff"]["relative"],
         "resized": config["diff"]["resized"],
     }
     if wildcards.variant == "subnet_vs_full":
-        settings.update(tolerances=config["subnetwork"]["compare_tolerances"], exact_tolerances=[])
+        settings.update(tolerances=config["subnetwork"]["compare_tolerances"], exact_tolerances=[], relative=[])
     if wildcards.variant == "pairs":
         settings["resized"] = config["checkpoint_pairs"][wildcards.name].get("resized", settings["resized"])
     return settings
@@ -162,6 +169,6 @@ def overlap_groups():
 
 
 def final_tables():
-    tables = ["sparsity", "subnetwork", "overlap"] if RUNS else []
+    tables = ["sparsity", "subnetwork", "overlap", "rank", "layers"] if RUNS else []
     tables += ["pairs"] if PAIRS else []
     return expand("results/tables/{table}.{ext}", table=tables, ext=["md", "csv"])
