@@ -143,3 +143,16 @@ def test_get_task_unknown_name_lists_the_known_tasks():
     with pytest.raises(ValueError, match="unknown task 'mmlu'") as err:
         get_task("mmlu")
     assert all(name in str(err.value) for name in TASKS)
+
+
+def test_the_config_schema_offers_exactly_the_registered_tasks_and_rewards():
+    """A task added to the registry is usable from the config (and the schema names no missing task)."""
+    from pathlib import Path
+
+    import yaml
+
+    from subnet_rl.tasks import TASKS
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert sorted(schema["$defs"]["task"]["enum"]) == sorted(TASKS)
+    assert set(schema["$defs"]["reward"]["enum"]) == {r for task in TASKS.values() for r in task.rewards}

@@ -6,7 +6,7 @@ Adding a task is one module with a `Task` subclass and one line in `TASKS`.
 from __future__ import annotations
 
 from .addition import ADDITION
-from .base import REWARDS, Task, completion_text, reward_function
+from .base import Task, completion_text, reward_function
 from .competition_math import MATH_TASK
 from .gsm8k import GSM8K_TASK
 from .preference import PREFERENCE
@@ -27,4 +27,4 @@ def default_reward(task: str) -> str | None:
     return rewards[0] if rewards else None
 
 
-__all__ = ["REWARDS", "TASKS", "Task", "completion_text", "default_reward", "get_task", "reward_function"]
+__all__ = ["TASKS", "Task", "completion_text", "default_reward", "get_task", "reward_function"]

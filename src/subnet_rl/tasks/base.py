@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-REWARDS = ("binary", "partial")
 
 
 def completion_text(completion: Any) -> str:
