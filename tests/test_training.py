@@ -170,3 +170,14 @@ def test_sharded_parameters_are_refused_for_subnetwork_runs(setup, monkeypatch, 
     model, _ = load_checkpoint(root / "start")
     with pytest.raises(ValueError, match="FSDP and DeepSpeed ZeRO-3"):
         SubnetworkMask(model, MaskFile(root / "mask.safetensors"))
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "bnpo"])
+def test_grpo_loss_type_and_iterations_reach_trl_and_the_record(setup, tmp_path, loss_type):
+    root, train_data, start, _ = setup
+    summary = train(_spec("grpo", grpo_loss_type=loss_type, num_iterations=2), root / "start", train_data, tmp_path / "g")
+    args = summary["environment"]["training_arguments"]
+    assert (args["loss_type"], args["num_iterations"]) == (loss_type, 2)
+    assert summary["run"]["grpo_loss_type"] == loss_type
+    after = load_file(tmp_path / "g" / "model.safetensors")
+    assert any(not torch.equal(after[n], start[n]) for n in start)  # it trained

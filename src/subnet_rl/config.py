@@ -50,6 +50,8 @@ class RunSpec:
     num_generations: int = 8
     temperature: float = 1.0
     kl_beta: float = 0.0
+    grpo_loss_type: str = "dapo"     # TRL's default; grpo, dr_grpo, dapo, bnpo
+    num_iterations: int = 1          # optimizer steps per generation batch (μ)
     # DPO
     dpo_beta: float = 0.1
     sft_weight: float = 1.0

@@ -106,6 +106,8 @@ def build_trainer(spec: RunSpec, model, tokenizer, train: pd.DataFrame, pairs: p
             max_completion_length=spec.max_new_tokens,
             temperature=spec.temperature,
             beta=spec.kl_beta,
+            loss_type=spec.grpo_loss_type,
+            num_iterations=spec.num_iterations,
             **common,
         )
         reward = reward_function(get_task(spec.task), spec.reward)
