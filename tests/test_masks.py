@@ -104,3 +104,22 @@ def test_not_a_mask_file(tmp_path):
         MaskFile(tmp_path / "x.safetensors")
     with pytest.raises(FileNotFoundError, match="run the mask stage"):
         MaskFile(tmp_path / "missing.safetensors")
+
+
+def test_random_mask_controls_match_the_density_and_differ_from_the_mask(tmp_path):
+    from subnet_rl.masks import random_mask_like
+
+    g = torch.Generator().manual_seed(0)
+    masks = {"a": torch.rand(200, 100, generator=g) < 0.3, "b": torch.rand(300, generator=g) < 0.8}
+    save_masks(masks, tmp_path / "run.safetensors", "tol=1e-05")
+    run = MaskFile(tmp_path / "run.safetensors")
+    same = random_mask_like(run, None, seed=1, out=tmp_path / "same.safetensors")
+    control = MaskFile(tmp_path / "same.safetensors")
+    assert control.shapes == run.shapes
+    for name, original in masks.items():
+        drawn = control.mask(name)
+        assert abs(drawn.mean() - original.float().mean().item()) < 0.05  # the tensor's own density
+        assert (drawn != original.numpy()).any()
+    one_percent = random_mask_like(run, 0.01, seed=1, out=tmp_path / "one.safetensors")
+    assert 0.003 < one_percent["density"] < 0.02 and one_percent["total"] == same["total"] == 20300
+    assert random_mask_like(run, None, seed=1, out=tmp_path / "again.safetensors") == same  # seeded

@@ -45,7 +45,9 @@ def test_a_run_that_learned_nothing_is_marked():
 
 
 def test_subnetwork_table_uses_tolerance_columns_only():
-    table = subnetwork_table(RUNS, ACC, {"g": _diff(95, 50)}, {"g": 0.1})
+    accuracy = {**ACC, ("d", "random", "g--same"): 0.35, ("d", "random", "g--0.01"): 0.42}
+    table = subnetwork_table(RUNS, accuracy, {"g": _diff(95, 50)}, {"g": 0.1}, ["same", "0.01"])
+    assert (table.loc[0, "accuracy_random_same"], table.loc[0, "accuracy_random_0.01"]) == pytest.approx((35.0, 42.0))
     row = table.iloc[0]
     assert row["subnetwork (% of entries)"] == pytest.approx(10.0)
     assert row["accuracy_subnetwork"] == pytest.approx(55.0) and row["equal tol=1e-05 (%)"] == pytest.approx(95.0)

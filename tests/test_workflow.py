@@ -78,6 +78,9 @@ def test_tables_hold_real_numbers(completed_run):
     assert list(subnet["run"]) == ["grpo-a"]
     assert 0 < subnet.loc[0, "subnetwork (% of entries)"] <= 100
     assert subnet.loc[0, "equal tol=0.0001 (%)"] >= subnet.loc[0, "equal tol=1e-05 (%)"] > 0
+    # Random-mask controls (the test config asks for both kinds): retrained and scored like the subnetwork.
+    assert subnet[["accuracy_random_same", "accuracy_random_0.01"]].notna().all().all()
+    assert subnet[["accuracy_random_same", "accuracy_random_0.01"]].stack().between(0, 100).all()
 
     overlap = pd.read_csv(tables / "overlap.csv")
     assert len(overlap) == 6  # every pair of 4 runs

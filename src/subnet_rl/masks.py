@@ -102,3 +102,28 @@ class MaskFile:
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
         for name in self.names():
             yield name, self.mask(name)
+
+
+def random_mask_like(mask: MaskFile, density: float | None, seed: int, out: str | os.PathLike) -> dict:
+    """A random control for subnetwork retraining ("Multiple Ticket Hypothesis", arXiv 2602.01599: random
+    masks of 1% can match full RLVR), written as one mask file.
+
+    Each tensor gets uniformly random entries (Bernoulli) at the density of `mask`'s same tensor when
+    `density` is None ("same": the run's subnetwork size and its spread over layers), else at `density`.
+    One tensor in memory at a time.
+    """
+    rng = np.random.default_rng(seed)
+    updated = total = 0
+    with atomic_path(out) as tmp:
+        writer = mask_writer(tmp, mask.shapes, f"random:{'same' if density is None else density}")
+        with ChunkReader(0) as reader:
+            for name in mask.names():
+                n = mask.mask_numel(name)
+                share = density if density is not None else sum(
+                    popcount(chunk) for chunk in mask.packed_chunks(name, reader)) / max(n, 1)
+                chosen = rng.random(n, dtype=np.float32) < share
+                updated += int(np.count_nonzero(chosen))
+                total += n
+                writer.write(name, pack(chosen))
+        writer.close()
+    return {"updated": updated, "total": total, "density": updated / total if total else float("nan")}

@@ -57,8 +57,11 @@ def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], ac
 
 
 def subnetwork_table(runs: dict[str, dict], accuracy: dict[AccuracyKey, float],
-                     subnet_diffs: dict[str, pd.DataFrame], trainable: dict[str, float]) -> pd.DataFrame:
-    """Paper Table 3: full vs subnetwork accuracy, and % of entries equal between the two models."""
+                     subnet_diffs: dict[str, pd.DataFrame], trainable: dict[str, float],
+                     random_controls: list[str] = ()) -> pd.DataFrame:
+    """Paper Table 3: full vs subnetwork accuracy, and % of entries equal between the two models; with
+    random controls, the accuracy of the same retraining on a random mask ("same" density, or a fixed one),
+    without which "the subnetwork recovers the accuracy" says nothing about this subnetwork."""
     rows = []
     for name in sorted(subnet_diffs):
         spec = runs[name]
@@ -68,7 +71,9 @@ def subnetwork_table(runs: dict[str, dict], accuracy: dict[AccuracyKey, float],
                      "subnetwork (% of entries)": _pct(trainable[name]),
                      "accuracy_start": _pct(accuracy[(ds, "base", spec["model"])]),
                      "accuracy_full": _pct(accuracy[(ds, "full", name)]),
-                     "accuracy_subnetwork": _pct(accuracy[(ds, "subnet", name)]), **equal})
+                     "accuracy_subnetwork": _pct(accuracy[(ds, "subnet", name)]),
+                     **{f"accuracy_random_{c}": _pct(accuracy[(ds, "random", f"{name}--{c}")]) for c in random_controls},
+                     **equal})
     return pd.DataFrame(rows)
 
 
@@ -97,7 +102,8 @@ def _stem(path: str | os.PathLike, suffix: str = ".parquet") -> str:
 
 def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], run_checkpoints: list[str],
                  warmup_checkpoint: list[str], run_diffs: list[str], warmup_diff: list[str],
-                 subnet_diffs: list[str], subnet_checkpoints: list[str], overlap: str) -> dict[str, pd.DataFrame]:
+                 subnet_diffs: list[str], subnet_checkpoints: list[str], overlap: str,
+                 random_controls: list[str] = ()) -> dict[str, pd.DataFrame]:
     """The study's tables from the stage outputs (paths as the `tables` rule lists them).
 
     Evaluation paths are results/eval/<dataset>/<variant>/<checkpoint>.parquet: accuracy is keyed the same way.
@@ -111,7 +117,7 @@ def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], r
     trainable = {Path(c).name: trainable_fraction(c) for c in subnet_checkpoints}
     return {
         "sparsity": sparsity_table(runs, full, accuracy, records, warmup, warmup_table),
-        "subnetwork": subnetwork_table(runs, accuracy, subnet, trainable),
+        "subnetwork": subnetwork_table(runs, accuracy, subnet, trainable, random_controls),
         "overlap": overlap_table(pd.read_parquet(overlap)),
     }
 

@@ -38,6 +38,9 @@ configure_hub_environment(config)
 RUNS = sorted(config.get("runs", {}))
 SUBNET_RUNS = [r for r in RUNS if config["runs"][r].get("subnetwork", False)]
 WARMUP = "warmup" in config.get("model", {})
+# Random-mask controls of subnetwork retraining, as checkpoint names "<run>--<control>".
+RANDOM_CONTROLS = [c if c == "same" else f"{c:g}" for c in config["subnetwork"]["random_controls"]]
+RANDOM_RUNS = [f"{run}--{control}" for run in SUBNET_RUNS for control in RANDOM_CONTROLS]
 PAIRS = sorted(config.get("checkpoint_pairs", {}))
 DOWNLOADS = hub_downloads(config)
 # Pretrained start checkpoints fetched as they are: the config's `model` unless it is embedded (as
@@ -57,7 +60,8 @@ wildcard_constraints:
     run="[A-Za-z0-9][A-Za-z0-9_.-]*",
     name="[A-Za-z0-9][A-Za-z0-9_.-]*",
     variant="base|full|subnet|subnet_vs_full|pairs",
-    scored="base|full|subnet",
+    scored="base|full|subnet|random",
+    control="same|[0-9.eE+-]+",
     model="|".join(re.escape(m) for m in PRETRAINED) or "none",
     download="|".join(re.escape(d) for d in DOWNLOADS) or "none",
     split="train|test",
@@ -154,6 +158,7 @@ def evaluations():
         scored |= {(spec.eval_dataset, "base", spec.model), (spec.eval_dataset, "full", run)}
         if run in SUBNET_RUNS:
             scored.add((spec.eval_dataset, "subnet", run))
+            scored |= {(spec.eval_dataset, "random", f"{run}--{c}") for c in RANDOM_CONTROLS}
     if WARMUP:
         dataset = config["model"]["warmup"]["dataset"]
         scored |= {(dataset, "base", "init"), (dataset, "base", DEFAULT_MODEL)}

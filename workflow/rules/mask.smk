@@ -19,3 +19,22 @@ rule mask:
         "results/benchmarks/mask/{run}.tsv"
     script:
         "../scripts/mask.py"
+
+
+rule random_mask:
+    input:
+        "results/masks/{run}.safetensors",
+    output:
+        "results/masks/random/{run}--{control}.safetensors",
+    params:
+        code=code("random_mask.py"),
+        density=lambda wildcards: None if wildcards.control == "same" else float(wildcards.control),
+        seed=lambda wildcards: run_spec(wildcards.run).seed,
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/mask/random/{run}--{control}.log",
+    benchmark:
+        "results/benchmarks/mask/random/{run}--{control}.tsv"
+    script:
+        "../scripts/random_mask.py"

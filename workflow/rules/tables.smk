@@ -31,6 +31,7 @@ rule tables:
         code=code("tables.py"),
         runs={run: run_spec(run).as_dict() for run in RUNS},
         warmup=config.get("model", {}).get("warmup"),
+        random_controls=RANDOM_CONTROLS,
     conda:
         "../../envs/subnet-rl.yaml"
     log:
