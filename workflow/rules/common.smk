@@ -25,7 +25,9 @@ check_references(config)
 # table would silently miss them.
 for pair in config.get("checkpoint_pairs", {}).values():
     pair["published"] = {canonical_label(k): v for k, v in pair.get("published", {}).items()}
-config["analyses"]["layers_criterion"] = canonical_label(config["analyses"]["layers_criterion"])
+config["analyses"]["layers_criterion"] = canonical_label(
+    config["analyses"]["layers_criterion"] or f"tol={max(config['diff']['tolerances'])}"
+)
 if config["analyses"]["layers_criterion"] not in diff_labels(config["diff"]):
     raise ValueError(
         f"analyses.layers_criterion: {config['analyses']['layers_criterion']!r} is not a column of the diff "
