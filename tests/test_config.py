@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import yaml
 
@@ -164,3 +166,17 @@ def test_sort_keys_in_place_makes_key_order_irrelevant():
     a = {"b": {"y": 1, "x": [{"k": 2, "j": 3}]}, "a": 0}
     b = {"a": 0, "b": {"x": [{"j": 3, "k": 2}], "y": 1}}
     assert repr(sort_keys_in_place(a)) == repr(sort_keys_in_place(b))
+
+
+def test_a_hub_start_model_under_models_keeps_the_hub_reachable(monkeypatch, tmp_path):
+    """Only a config with no hub source at all goes offline; `models` entries count too."""
+    from subnet_rl.jobs import configure_hub_environment
+
+    monkeypatch.chdir(tmp_path)
+    local = {"model": {"source": "local", "name": "x"}, "datasets": {"d": {"source": "synthetic"}}}
+    for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
+    configure_hub_environment({**local, "models": {"big": {"source": "hub", "name": "org/model"}}})
+    assert "HF_HUB_OFFLINE" not in os.environ
+    configure_hub_environment(local)
+    assert os.environ["HF_HUB_OFFLINE"] == "1"

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .atomic import write_parquet
 from .prompting import as_messages, assistant_reply, is_conversation, user_prompt
-from .tasks import addition, get_task
+from .tasks import addition, completion_text, get_task
 
 COLUMNS = ["prompt", "answer", "chosen", "rejected"]
 SPLITS = ("train", "test")
@@ -113,12 +113,8 @@ def _preference_rows(df: pd.DataFrame, origin: str) -> pd.DataFrame:
 
 
 def _answer_text(value: Any) -> str:
-    """The assistant text of an answer (a string or a conversation); "" for a missing value."""
-    if isinstance(value, str):
-        return value
-    if is_conversation(value):
-        return "".join(str(m["content"]) for m in as_messages(value) if m["role"] == "assistant")
-    return ""
+    """The assistant text of an answer (a string or a conversation); "" for a missing value (None, NaN)."""
+    return completion_text(value) if isinstance(value, str) or is_conversation(value) else ""
 
 
 def load_hub(path: str, columns: dict[str, str], splits: dict[str, str], name: str | None = None,

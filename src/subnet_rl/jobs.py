@@ -35,7 +35,8 @@ def configure_hub_environment(config: dict) -> None:
     Called when the Snakefile is parsed, so local jobs and Slurm jobs (which re-parse it) inherit it.
     """
     os.environ.setdefault("HF_HOME", str(Path("results/.cache/huggingface").resolve()))
-    uses_hub = (config.get("model", {}).get("source") == "hub"
+    models = [config.get("model", {}), *config.get("models", {}).values()]
+    uses_hub = (any(m.get("source") == "hub" for m in models)
                 or any(d["source"] == "hub" for d in config.get("datasets", {}).values())
                 or bool(hub_downloads(config)))
     if not uses_hub:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .prompting import as_messages, is_conversation, render
+from .prompting import as_completion, as_messages, is_conversation, render
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,7 @@ def _full_length(tokenizer, prompt, completion) -> int:
     """Tokens of prompt + completion as the trainer builds them (chat template, or text + EOS)."""
     if is_conversation(prompt):
         ids = tokenizer.apply_chat_template(as_messages(prompt) + as_messages(completion), tokenize=True)
-        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
-        return len(ids)
+        return len(ids["input_ids"] if hasattr(ids, "keys") else ids)  # a BatchEncoding in transformers 5
     return _count(tokenizer, str(prompt) + str(completion)) + 1  # TRL appends EOS
 
 
@@ -50,8 +49,8 @@ def find_overlong(df: pd.DataFrame, tokenizer, algorithm: str, max_prompt_length
             continue
         for column in completions:
             completion = row[column]
-            if is_conversation(row["prompt"]) and not is_conversation(completion):
-                completion = [{"role": "assistant", "content": str(completion)}]
+            if not is_conversation(completion):
+                completion = as_completion(row["prompt"], str(completion))
             total = _full_length(tokenizer, row["prompt"], completion)
             if total > max_length:
                 found.append(Overlong(i, total, max_length, "max_length", f"prompt + {column}"))

@@ -9,6 +9,7 @@ a killed job has left no output that looks complete.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -17,8 +18,6 @@ from pathlib import Path
 
 def snakemake_running_in(workdir: Path, processes: Iterable | None = None) -> bool:
     """Whether a Snakemake process (other than this one) has `workdir` as its working directory."""
-    import os
-
     import psutil
 
     workdir = workdir.resolve()

@@ -83,7 +83,7 @@ def _common_args(spec: RunSpec, output_dir: str) -> dict:
     )
 
 
-def build_trainer(spec: RunSpec, model, tokenizer, train: pd.DataFrame, pairs: pd.DataFrame | None,
+def build_trainer(spec: RunSpec, model, tokenizer, train: pd.DataFrame | None, pairs: pd.DataFrame | None,
                   output_dir: str, callbacks: list):
     from datasets import Dataset
 
@@ -144,8 +144,12 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
     """
     torch.manual_seed(spec.seed)
     model, tokenizer = load_checkpoint(start, spec.precision)
-    train_df, dropped = _within_lengths(spec, tokenizer, pd.read_parquet(train_data), "sft" if spec.algorithm == "sft" else "grpo")
-    pairs_df, dropped_pairs = (None, 0) if pairs is None else _within_lengths(spec, tokenizer, pd.read_parquet(pairs), "dpo")
+    # DPO trains on its pairs only: its train split is neither read nor checked (with `pairs: dataset` the
+    # two are the same file).
+    train_df, dropped = (None, 0) if spec.algorithm == "dpo" else _within_lengths(
+        spec, tokenizer, pd.read_parquet(train_data), spec.algorithm)
+    pairs_df, dropped_pairs = (None, 0) if pairs is None else _within_lengths(
+        spec, tokenizer, pd.read_parquet(pairs), "dpo")
     callbacks = []
     subnet = None
     if mask is not None:

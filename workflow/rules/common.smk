@@ -42,7 +42,6 @@ SUBNET_RUNS = [r for r in RUNS if config["runs"][r].get("subnetwork", False)]
 WARMUP = "warmup" in config.get("model", {})
 # Random-mask controls of subnetwork retraining, as checkpoint names "<run>--<control>".
 RANDOM_CONTROLS = [c if c == "same" else f"{c:g}" for c in config["subnetwork"]["random_controls"]]
-RANDOM_RUNS = [f"{run}--{control}" for run in SUBNET_RUNS for control in RANDOM_CONTROLS]
 PAIRS = sorted(config.get("checkpoint_pairs", {}))
 DOWNLOADS = hub_downloads(config)
 # Pretrained start checkpoints fetched as they are: the config's `model` unless it is embedded (as
