@@ -22,21 +22,21 @@ def chat_tokenizer():
     return tok
 
 
-def _enforce(df, tok, algorithm="sft", max_prompt_length=32, max_length=64, drop=False):
-    return enforce_lengths(df, tok, algorithm, max_prompt_length, max_length, drop, dataset="sums", run="sft-a")
+def _enforce(df, tok, data="answers", max_prompt_length=32, max_length=64, drop=False):
+    return enforce_lengths(df, tok, data, max_prompt_length, max_length, drop, dataset="sums", run="sft-a")
 
 
 def test_rows_that_fit_pass_unchanged(tokenizer):
     df = pd.DataFrame({"prompt": ["12+34=", "1+2="], "answer": ["64", "3"]})
     # "12+34=" + "64" + EOS is 9 tokens: exactly at the limit is fine
-    assert find_overlong(df, tokenizer, "sft", max_prompt_length=6, max_length=9) == []
+    assert find_overlong(df, tokenizer, "answers", max_prompt_length=6, max_length=9) == []
     out, dropped = _enforce(df, tokenizer, max_prompt_length=6, max_length=9)
     assert dropped == 0 and out is df
 
 
 def test_sft_prompt_plus_answer_over_max_length_names_dataset_row_and_keys(tokenizer):
     df = pd.DataFrame({"prompt": ["1+2=", "12+34="], "answer": ["3", "64"]})
-    (found,) = find_overlong(df, tokenizer, "sft", max_prompt_length=32, max_length=8)
+    (found,) = find_overlong(df, tokenizer, "answers", max_prompt_length=32, max_length=8)
     assert (found.row, found.tokens, found.limit, found.key) == (1, 9, 8, "max_length")
     with pytest.raises(ValueError) as err:
         _enforce(df, tokenizer, max_length=8)
@@ -47,9 +47,9 @@ def test_sft_prompt_plus_answer_over_max_length_names_dataset_row_and_keys(token
 
 def test_prompt_over_max_prompt_length_names_that_key(tokenizer):
     df = pd.DataFrame({"prompt": ["1+2=", "123+456="], "answer": ["3", "975"]})
-    for algorithm in ("grpo", "sft"):
+    for data in ("prompts", "answers"):
         with pytest.raises(ValueError, match=r"row 1: prompt is 8 tokens, over max_prompt_length=7"):
-            _enforce(df, tokenizer, algorithm=algorithm, max_prompt_length=7)
+            _enforce(df, tokenizer, data=data, max_prompt_length=7)
 
 
 def test_drop_overlong_drops_and_counts(tokenizer):
@@ -66,9 +66,9 @@ def test_dpo_checks_chosen_and_rejected(tokenizer):
         row = {"prompt": "1+2=", "chosen": "3", "rejected": "4"}
         row[long_column] = "3333"  # 4 + 4 + EOS = 9 tokens
         df = pd.DataFrame([row])
-        (found,) = find_overlong(df, tokenizer, "dpo", max_prompt_length=32, max_length=8)
+        (found,) = find_overlong(df, tokenizer, "pairs", max_prompt_length=32, max_length=8)
         assert (found.key, found.what) == ("max_length", f"prompt + {long_column}")
-        assert find_overlong(df, tokenizer, "dpo", max_prompt_length=32, max_length=9) == []
+        assert find_overlong(df, tokenizer, "pairs", max_prompt_length=32, max_length=9) == []
 
 
 def test_every_row_overlong_raises_even_with_drop(tokenizer):
@@ -81,16 +81,16 @@ def test_conversational_rows_are_measured_through_the_chat_template(chat_tokeniz
     prompt = [{"role": "user", "content": "12+34"}]
     # rendered prompt: "user:12+34assistant:" = 5 + 5 + 10 tokens (content alone would be 5)
     df = pd.DataFrame({"prompt": [prompt], "answer": ["64"]})
-    (found,) = find_overlong(df, chat_tokenizer, "grpo", max_prompt_length=19, max_length=64)
+    (found,) = find_overlong(df, chat_tokenizer, "prompts", max_prompt_length=19, max_length=64)
     assert (found.key, found.tokens) == ("max_prompt_length", 20)
-    assert find_overlong(df, chat_tokenizer, "grpo", max_prompt_length=20, max_length=64) == []
+    assert find_overlong(df, chat_tokenizer, "prompts", max_prompt_length=20, max_length=64) == []
     # prompt + answer as the trainer builds it: "user:12+34assistant:64" = 5 + 5 + 10 + 2 tokens
-    (found,) = find_overlong(df, chat_tokenizer, "sft", max_prompt_length=20, max_length=21)
+    (found,) = find_overlong(df, chat_tokenizer, "answers", max_prompt_length=20, max_length=21)
     assert (found.key, found.tokens) == ("max_length", 22)
-    assert find_overlong(df, chat_tokenizer, "sft", max_prompt_length=20, max_length=22) == []
+    assert find_overlong(df, chat_tokenizer, "answers", max_prompt_length=20, max_length=22) == []
 
 
 def test_conversational_prompt_without_chat_template_is_refused(tokenizer):
     df = pd.DataFrame({"prompt": [[{"role": "user", "content": "1+2"}]], "answer": ["3"]})
     with pytest.raises(ValueError, match="no chat template"):
-        find_overlong(df, tokenizer, "sft", max_prompt_length=32, max_length=64)
+        find_overlong(df, tokenizer, "answers", max_prompt_length=32, max_length=64)

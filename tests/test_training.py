@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from subnet_rl.algorithms import ALGORITHMS
 from subnet_rl.tasks import addition as task
 from subnet_rl.config import RunSpec
 from subnet_rl.data import synthetic_addition, write_dataset
@@ -49,11 +50,12 @@ def _spec(algorithm, **kw):
                    batch_size=4, num_generations=4, weight_decay=0.1, **kw)
 
 
-@pytest.mark.parametrize("algorithm", ["grpo", "dpo", "sft"])
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
 def test_subnetwork_training_keeps_frozen_entries_bit_identical(setup, algorithm):
+    """Every algorithm of the registry trains a few steps, and moves only its subnetwork."""
     root, train_data, start, masks = setup
     out = root / f"subnet-{algorithm}"
-    pairs = train_data if algorithm == "dpo" else None
+    pairs = train_data if ALGORITHMS[algorithm].reads_pairs else None
     summary = train(_spec(algorithm), root / "start", train_data, out, pairs=pairs, mask=root / "mask.safetensors")
     changed_inside = moved_inside_frozen_identical(out, start, masks)
     assert changed_inside > 0.5 * sum(int(m.sum()) for m in masks.values())
@@ -103,7 +105,7 @@ def test_gradients_are_masked_before_the_optimizer_step(setup, tmp_path):
     model, tokenizer = load_checkpoint(root / "start")
     probe = GradientProbe(model, masks)
     callbacks = [SubnetworkMask(model, MaskFile(root / "mask.safetensors")), probe]
-    trainer = build_trainer(spec, model, tokenizer, pd.read_parquet(train_data), None, str(tmp_path), callbacks)
+    trainer = build_trainer(spec, model, tokenizer, pd.read_parquet(train_data), str(tmp_path), callbacks)
     trainer.train()
     assert probe.trainable_nonzero > 0
     assert probe.frozen_nonzero == 0

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .algorithms import get_algorithm
 from .tasks import default_reward, get_task
 
 #: the name of the config's `model` among the start checkpoints (others are named under `models`).
 DEFAULT_MODEL = "start"
-#: what each algorithm needs of its dataset's task.
-NEEDS_SCORING = {"grpo": "a reward", "sft": "reference answers"}
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -35,12 +34,13 @@ class RunSpec:
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
     weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = 1.0      # 0: no gradient clipping
     warmup_steps: int = 0
     max_new_tokens: int = 5          # completion length (GRPO generation)
     max_prompt_length: int = 32      # prompts longer than this fail (or are dropped with drop_overlong)
     max_length: int = 64             # SFT/DPO: prompt + completion; longer would cut the answer away
     drop_overlong: bool = False
+    save_every: int = 0              # > 0: snapshot every N steps (training dynamics); 0: final only
     # Resolved from the run's datasets (not set in a run entry)
     task: str = "addition"
     reward: str | None = "partial"
@@ -52,10 +52,14 @@ class RunSpec:
     kl_beta: float = 0.0
     grpo_loss_type: str = "dapo"     # TRL's default; grpo, dr_grpo, dapo, bnpo
     num_iterations: int = 1          # optimizer steps per generation batch (μ)
-    # DPO
-    dpo_beta: float = 0.1
-    sft_weight: float = 1.0
-    pairs: str = "on_policy"
+    # GRPO and RLOO share num_generations, temperature, kl_beta, num_iterations; Online DPO temperature.
+    # Offline preference algorithms (DPO, KTO, ORPO, SimPO)
+    dpo_beta: float = 0.1            # DPO, KTO and Online DPO's beta
+    sft_weight: float = 1.0          # DPO only: weight of an added SFT loss on the chosen answer
+    orpo_beta: float = 0.1           # ORPO's lambda (TRL's beta)
+    simpo_beta: float = 2.0          # SimPO's beta (reward scale)
+    simpo_gamma: float = 0.5         # SimPO's target reward margin
+    pairs: str = "on_policy"         # on_policy | off_policy | dataset
 
     @classmethod
     def from_config(cls, config: dict[str, Any], name: str) -> "RunSpec":
@@ -64,6 +68,7 @@ class RunSpec:
             run = config["runs"][name]
         except KeyError:
             raise KeyError(f"no run named {name!r} under 'runs' in the config") from None
+        get_algorithm(run["algorithm"])
         merged = {**config.get("training", {}), **config.get(run["algorithm"], {}), **run}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(merged) - known - {"algorithm"})
@@ -184,18 +189,20 @@ def _check_dataset(name: str, dataset: dict[str, Any]) -> None:
 
 def _check_run_task(spec: RunSpec, datasets: dict[str, Any]) -> None:
     where = f"runs.{spec.name}"
-    if spec.algorithm in NEEDS_SCORING and not get_task(spec.task).scores:
-        raise ValueError(f"{where}.dataset: {spec.algorithm} needs {NEEDS_SCORING[spec.algorithm]}, and dataset "
+    algorithm = get_algorithm(spec.algorithm)
+    if algorithm.needs and not get_task(spec.task).scores:
+        raise ValueError(f"{where}.dataset: {spec.algorithm} needs {algorithm.needs}, and dataset "
                          f"{spec.dataset!r} has task {spec.task!r}; use a dataset with a scoring task")
-    if spec.algorithm == "dpo":
+    if algorithm.reads_pairs:
         dataset = datasets[spec.dataset]
         has_pairs = dataset["source"] == "synthetic" or spec.task == "preference"
         if spec.pairs == "dataset" and not has_pairs:
             raise ValueError(f"{where}.pairs: 'dataset' needs chosen/rejected columns, and dataset {spec.dataset!r} "
-                             f"(task {spec.task!r}) has none; use pairs: on_policy or a preference dataset")
-        if spec.pairs == "on_policy" and not get_task(spec.task).scores:
-            raise ValueError(f"{where}.pairs: on-policy pairs are judged by the task's scorer, and dataset "
-                             f"{spec.dataset!r} has task 'preference'; use pairs: dataset")
+                             f"(task {spec.task!r}) has none; use pairs: on_policy or off_policy, or a preference "
+                             "dataset")
+        if spec.pairs in ("on_policy", "off_policy") and not get_task(spec.task).scores:
+            raise ValueError(f"{where}.pairs: {spec.pairs} pairs are built from the task's reference answers and "
+                             f"scorer, and dataset {spec.dataset!r} has task 'preference'; use pairs: dataset")
     eval_task = dataset_task(datasets[spec.eval_dataset])
     if not get_task(eval_task).scores:
         raise ValueError(f"{where}.eval_dataset: dataset {spec.eval_dataset!r} has task {eval_task!r}, which scores "

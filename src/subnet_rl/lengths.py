@@ -37,11 +37,17 @@ def _full_length(tokenizer, prompt, completion) -> int:
     return _count(tokenizer, str(prompt) + str(completion)) + 1  # TRL appends EOS
 
 
-def find_overlong(df: pd.DataFrame, tokenizer, algorithm: str, max_prompt_length: int,
+#: completion columns checked per kind of training data (an algorithm's `data`); prompts-only data
+#: (online RL) has its prompts checked alone.
+COMPLETIONS = {"answers": ["answer"], "pairs": ["chosen", "rejected"], "prompts": []}
+
+
+def find_overlong(df: pd.DataFrame, tokenizer, data: str, max_prompt_length: int,
                   max_length: int) -> list[Overlong]:
-    """Rows of a training frame (prompt plus answer, or chosen/rejected) that would be truncated."""
+    """Rows of a training frame (`data`: prompts, prompt plus answer, or chosen/rejected pairs) that would be
+    truncated."""
     found = []
-    completions = {"sft": ["answer"], "dpo": ["chosen", "rejected"]}.get(algorithm, [])
+    completions = COMPLETIONS[data]
     for i, row in enumerate(df.to_dict("records")):
         prompt_tokens = _count(tokenizer, render(tokenizer, row["prompt"]))
         if prompt_tokens > max_prompt_length:
@@ -58,10 +64,10 @@ def find_overlong(df: pd.DataFrame, tokenizer, algorithm: str, max_prompt_length
     return found
 
 
-def enforce_lengths(df: pd.DataFrame, tokenizer, algorithm: str, max_prompt_length: int, max_length: int,
+def enforce_lengths(df: pd.DataFrame, tokenizer, data: str, max_prompt_length: int, max_length: int,
                     drop: bool, dataset: str, run: str) -> tuple[pd.DataFrame, int]:
     """The frame without overlong rows (and how many were dropped), or a ValueError naming the first one."""
-    overlong = find_overlong(df, tokenizer, algorithm, max_prompt_length, max_length)
+    overlong = find_overlong(df, tokenizer, data, max_prompt_length, max_length)
     if not overlong:
         return df, 0
     if not drop:

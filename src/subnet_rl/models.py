@@ -70,13 +70,16 @@ def build_tiny_model(spec: TinyModelSpec, tokenizer, seed: int):
     return model
 
 
-def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, extra_json: dict | None = None) -> None:
-    """Save model (safetensors), tokenizer and extra JSON files into `out_dir`, atomically."""
+def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, extra_json: dict | None = None,
+                    extra_dirs: dict[str, Path] | None = None) -> None:
+    """Save model (safetensors), tokenizer, extra JSON files and folders (moved in) into `out_dir`, atomically."""
     with atomic_path(out_dir, directory=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         for filename, content in (extra_json or {}).items():
             (tmp / filename).write_text(json.dumps(content, indent=2, default=str))
+        for name, folder in (extra_dirs or {}).items():
+            shutil.move(folder, tmp / name)
 
 
 def require_checkpoint(path: str | os.PathLike) -> Path:

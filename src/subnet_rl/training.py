@@ -1,4 +1,4 @@
-"""RL and SFT training with TRL trainers (GRPO, DPO, continued SFT), optionally on a subnetwork.
+"""RL, preference and SFT training with TRL trainers (the `algorithms` registry), optionally on a subnetwork.
 
 The reward is the run's dataset task's (`tasks`), and prompts keep their format (plain text or
 conversations) all the way to TRL, which applies the chat template itself.
@@ -9,17 +9,21 @@ from __future__ import annotations
 import os
 import platform
 import tempfile
+from pathlib import Path
 
 import pandas as pd
 import torch
+from transformers import TrainerCallback
 
+from .algorithms import get_algorithm
 from .config import RunSpec
 from .lengths import enforce_lengths
 from .masks import MaskFile
 from .models import PRECISIONS, load_checkpoint, save_checkpoint
-from .prompting import as_completion, as_messages, is_conversation
 from .subnetwork import SubnetworkMask
-from .tasks import get_task, reward_function
+
+#: folder of a run's checkpoint holding its intermediate snapshots (`save_every`).
+SNAPSHOTS = "snapshots"
 
 
 def hardware_args(autocast: str) -> dict:
@@ -55,11 +59,6 @@ def environment(args, spec: RunSpec) -> dict:
     }
 
 
-def trl_records(df: pd.DataFrame, columns: list[str]) -> dict[str, list]:
-    """Columns as TRL expects them: strings, or conversations as plain lists of {role, content}."""
-    return {c: [as_messages(v) if is_conversation(v) else v for v in df[c]] for c in columns}
-
-
 def _common_args(spec: RunSpec, output_dir: str) -> dict:
     return dict(
         output_dir=output_dir,
@@ -83,48 +82,30 @@ def _common_args(spec: RunSpec, output_dir: str) -> dict:
     )
 
 
-def build_trainer(spec: RunSpec, model, tokenizer, train: pd.DataFrame | None, pairs: pd.DataFrame | None,
-                  output_dir: str, callbacks: list):
-    from datasets import Dataset
+def build_trainer(spec: RunSpec, model, tokenizer, data: pd.DataFrame, output_dir: str, callbacks: list):
+    """The run's TRL trainer (from the algorithm registry) on its data: prompts, pairs or answers."""
+    return get_algorithm(spec.algorithm).build(spec, model, tokenizer, data, _common_args(spec, output_dir), callbacks)
 
-    common = _common_args(spec, output_dir)
-    if spec.algorithm == "sft":
-        from trl import SFTConfig, SFTTrainer
 
-        completions = [as_completion(p, a) for p, a in zip(train["prompt"], train["answer"], strict=True)]
-        data = Dataset.from_dict({**trl_records(train, ["prompt"]), "completion": completions})
-        args = SFTConfig(per_device_train_batch_size=spec.batch_size, max_length=spec.max_length, **common)
-        return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                          callbacks=callbacks)
-    if spec.algorithm == "grpo":
-        from trl import GRPOConfig, GRPOTrainer
+class StepSnapshots(TrainerCallback):
+    """Save the model every `every` optimizer steps (training dynamics, paper section 6).
 
-        data = Dataset.from_dict(trl_records(train, ["prompt", "answer"]))
-        args = GRPOConfig(
-            per_device_train_batch_size=spec.batch_size * spec.num_generations,
-            num_generations=spec.num_generations,
-            max_completion_length=spec.max_new_tokens,
-            temperature=spec.temperature,
-            beta=spec.kl_beta,
-            loss_type=spec.grpo_loss_type,
-            num_iterations=spec.num_iterations,
-            **common,
-        )
-        reward = reward_function(get_task(spec.task), spec.reward)
-        return GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=data,
-                           processing_class=tokenizer, callbacks=callbacks)
-    if spec.algorithm == "dpo":
-        from trl import DPOConfig, DPOTrainer
+    Snapshots are whole checkpoints (safetensors + config), so the diff engine reads them like any other;
+    the final step is the run's checkpoint itself and is not saved twice. Runs after the subnetwork
+    callback, so a snapshot holds the restored frozen entries.
+    """
 
-        if pairs is None:
-            raise ValueError(f"run {spec.name}: DPO needs preference pairs (prompt, chosen, rejected)")
-        data = Dataset.from_dict(trl_records(pairs, ["prompt", "chosen", "rejected"]))
-        losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, spec.sft_weight]} if spec.sft_weight else {}
-        args = DPOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=spec.max_length,
-                         **losses, **common)
-        return DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                          callbacks=callbacks)
-    raise ValueError(f"run {spec.name}: unknown algorithm {spec.algorithm!r}")
+    def __init__(self, every: int, folder: Path):
+        self.every, self.folder = every, folder
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        step = state.global_step
+        if step % self.every == 0 and step < state.max_steps and state.is_world_process_zero:
+            model.save_pretrained(self.folder / snapshot_name(step), safe_serialization=True)
+
+
+def snapshot_name(step: int) -> str:
+    return f"step-{step:06d}"
 
 
 def _within_lengths(spec: RunSpec, tokenizer, df: pd.DataFrame, algorithm: str) -> tuple[pd.DataFrame, int]:
@@ -144,30 +125,42 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
     """
     torch.manual_seed(spec.seed)
     model, tokenizer = load_checkpoint(start, spec.precision)
-    # DPO trains on its pairs only: its train split is neither read nor checked (with `pairs: dataset` the
-    # two are the same file).
-    train_df, dropped = (None, 0) if spec.algorithm == "dpo" else _within_lengths(
-        spec, tokenizer, pd.read_parquet(train_data), spec.algorithm)
-    pairs_df, dropped_pairs = (None, 0) if pairs is None else _within_lengths(
-        spec, tokenizer, pd.read_parquet(pairs), "dpo")
+    # Preference algorithms train on their pairs only: the train split is neither read nor checked (with
+    # `pairs: dataset` the two are the same file).
+    algorithm = get_algorithm(spec.algorithm)
+    if algorithm.reads_pairs:
+        if pairs is None:
+            raise ValueError(f"run {spec.name}: {spec.algorithm} needs preference pairs (prompt, chosen, rejected)")
+        data, dropped = _within_lengths(spec, tokenizer, pd.read_parquet(pairs), algorithm.data)
+    else:
+        data, dropped = _within_lengths(spec, tokenizer, pd.read_parquet(train_data), algorithm.data)
     callbacks = []
     subnet = None
     if mask is not None:
         subnet = SubnetworkMask(model, MaskFile(mask))
         callbacks.append(subnet)
     with tempfile.TemporaryDirectory(prefix="subnet-rl-trainer-") as scratch:
-        trainer = build_trainer(spec, model, tokenizer, train_df, pairs_df, scratch, callbacks)
+        snapshots = Path(scratch) / "snapshots"
+        if spec.save_every and mask is None:
+            callbacks.append(StepSnapshots(spec.save_every, snapshots))
+        trainer = build_trainer(spec, model, tokenizer, data, scratch, callbacks)
         trainer.train()
         model = trainer.model
-    # Trainers may upcast; store in the run's precision so diffs see what training produced.
-    model = model.to(PRECISIONS[spec.precision])
+        # Trainers may upcast; store in the run's precision so diffs see what training produced.
+        model = model.to(PRECISIONS[spec.precision])
+        summary = _summary(spec, trainer, subnet, dropped)
+        if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes the checkpoint
+            save_checkpoint(model, tokenizer, out_dir, extra_json={"training.json": summary},
+                            extra_dirs={SNAPSHOTS: snapshots} if snapshots.is_dir() else None)
+    return summary
+
+
+def _summary(spec: RunSpec, trainer, subnet: SubnetworkMask | None, dropped: int) -> dict:
     summary = {
         "run": spec.as_dict(),
-        "dropped_overlong": {"train": dropped, "pairs": dropped_pairs},
+        "dropped_overlong": dropped,
         "environment": environment(trainer.args, spec),
         "subnetwork": None if subnet is None else {"trainable": subnet.trainable, "total": subnet.total},
         "log_history": trainer.state.log_history,
     }
-    if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes the checkpoint
-        save_checkpoint(model, tokenizer, out_dir, extra_json={"training.json": summary})
     return summary

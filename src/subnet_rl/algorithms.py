@@ -1,0 +1,164 @@
+"""The training algorithms a run may name: one registry, each entry a TRL trainer and what it needs.
+
+Every algorithm is TRL's own trainer (never a hand-written loss). TRL 1.16 ships no PPO and no PRIME
+trainer, so neither is offered; their public checkpoint pairs are diffed from `config/paper.yaml`.
+What an algorithm needs decides the workflow's plumbing: online algorithms sample from the policy
+while training and score samples with the dataset task's reward; offline preference algorithms read
+(prompt, chosen, rejected) pairs, on-policy (sampled from the start model), off-policy or the
+dataset's own; SFT reads reference answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .prompting import as_completion, as_messages, is_conversation
+from .tasks import get_task, reward_function
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .config import RunSpec
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A trainer and what it reads: `prompts` (prompt, answer), `pairs` (prompt, chosen, rejected) or
+    `answers` (prompt + reference completion, for SFT)."""
+
+    name: str
+    data: str
+    #: what it needs of the dataset's task: "a reward" (online RL), "reference answers" (SFT), or nothing.
+    needs: str | None
+    #: counted as RL/preference finetuning in the findings; SFT is the control.
+    is_rl: bool
+    trainer: str
+    build: Callable[..., Any]
+
+    @property
+    def reads_pairs(self) -> bool:
+        return self.data == "pairs"
+
+
+def trl_records(df: pd.DataFrame, columns: list[str]) -> dict[str, list]:
+    """Columns as TRL expects them: strings, or conversations as plain lists of {role, content}."""
+    return {c: [as_messages(v) if is_conversation(v) else v for v in df[c]] for c in columns}
+
+
+def _dataset(df: pd.DataFrame, columns: list[str]):
+    from datasets import Dataset
+
+    return Dataset.from_dict(trl_records(df, columns))
+
+
+def _reward(spec: RunSpec):
+    return reward_function(get_task(spec.task), spec.reward)
+
+
+def _sft(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    completions = [as_completion(p, a) for p, a in zip(df["prompt"], df["answer"], strict=True)]
+    data = Dataset.from_dict({**trl_records(df, ["prompt"]), "completion": completions})
+    args = SFTConfig(per_device_train_batch_size=spec.batch_size, max_length=spec.max_length, **common)
+    return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, callbacks=callbacks)
+
+
+def _sampling(spec: RunSpec) -> dict:
+    """Group-sampling settings shared by GRPO and RLOO (batch_size prompts x num_generations completions)."""
+    return dict(per_device_train_batch_size=spec.batch_size * spec.num_generations,
+                num_generations=spec.num_generations, max_completion_length=spec.max_new_tokens,
+                temperature=spec.temperature, beta=spec.kl_beta, num_iterations=spec.num_iterations)
+
+
+def _grpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
+    from trl import GRPOConfig, GRPOTrainer
+
+    args = GRPOConfig(loss_type=spec.grpo_loss_type, **_sampling(spec), **common)
+    return GRPOTrainer(model=model, reward_funcs=_reward(spec), args=args, train_dataset=_dataset(df, ["prompt", "answer"]),
+                       processing_class=tokenizer, callbacks=callbacks)
+
+
+def _rloo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
+    from trl import RLOOConfig, RLOOTrainer
+
+    args = RLOOConfig(**_sampling(spec), **common)
+    return RLOOTrainer(model=model, reward_funcs=_reward(spec), args=args, train_dataset=_dataset(df, ["prompt", "answer"]),
+                       processing_class=tokenizer, callbacks=callbacks)
+
+
+def _online_dpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
+    """Online DPO: two samples per prompt, the task's reward as judge (the better one is chosen)."""
+    from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+
+    args = OnlineDPOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta,
+                           max_new_tokens=spec.max_new_tokens, max_length=spec.max_length,
+                           temperature=spec.temperature, **common)
+    return OnlineDPOTrainer(model=model, reward_funcs=[_reward(spec)], args=args,
+                            train_dataset=_dataset(df, ["prompt", "answer"]), processing_class=tokenizer,
+                            callbacks=callbacks)
+
+
+PAIR_COLUMNS = ["prompt", "chosen", "rejected"]
+
+
+def _dpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
+    from trl import DPOConfig, DPOTrainer
+
+    losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, spec.sft_weight]} if spec.sft_weight else {}
+    args = DPOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=spec.max_length,
+                     **losses, **common)
+    return DPOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS), processing_class=tokenizer,
+                      callbacks=callbacks)
+
+
+def _kto(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
+    """KTO on the pairs, which TRL unpairs (chosen: desirable, rejected: undesirable)."""
+    from trl import KTOConfig, KTOTrainer
+
+    args = KTOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=spec.max_length,
+                     **common)
+    return KTOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS), processing_class=tokenizer,
+                      callbacks=callbacks)
+
+
+def _orpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
+    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    args = ORPOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.orpo_beta, max_length=spec.max_length,
+                      **common)
+    return ORPOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS), processing_class=tokenizer,
+                       callbacks=callbacks)
+
+
+def _simpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
+    """SimPO: TRL's CPO trainer with its SimPO loss (no BC term: cpo_alpha 0)."""
+    from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+    args = CPOConfig(per_device_train_batch_size=spec.batch_size, loss_type="simpo", cpo_alpha=0.0,
+                     beta=spec.simpo_beta, simpo_gamma=spec.simpo_gamma, max_length=spec.max_length, **common)
+    return CPOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS), processing_class=tokenizer,
+                      callbacks=callbacks)
+
+
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in [
+    Algorithm("grpo", "prompts", "a reward", True, "trl.GRPOTrainer", _grpo),
+    Algorithm("rloo", "prompts", "a reward", True, "trl.RLOOTrainer", _rloo),
+    Algorithm("online_dpo", "prompts", "a reward", True, "trl.experimental.online_dpo.OnlineDPOTrainer", _online_dpo),
+    Algorithm("dpo", "pairs", None, True, "trl.DPOTrainer", _dpo),
+    Algorithm("kto", "pairs", None, True, "trl.KTOTrainer", _kto),
+    Algorithm("orpo", "pairs", None, True, "trl.experimental.orpo.ORPOTrainer", _orpo),
+    Algorithm("simpo", "pairs", None, True, "trl.experimental.cpo.CPOTrainer (loss_type=simpo)", _simpo),
+    Algorithm("sft", "answers", "reference answers", False, "trl.SFTTrainer", _sft),
+]}
+
+
+def get_algorithm(name: str) -> Algorithm:
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {name!r}; known: {sorted(ALGORITHMS)} (TRL 1.16 ships no PPO or "
+                         "PRIME trainer)") from None
