@@ -183,10 +183,10 @@ def test_bad_dataset_settings_fail_before_any_job_naming_the_key(tmp_path, entry
     assert not (workdir / "results").exists()
 
 
-def test_layers_criterion_must_be_a_diff_column(tmp_path):
+def test_headline_criterion_must_be_a_diff_column(tmp_path):
     config = yaml.safe_load(TEST_CONFIG.read_text())
-    config["analyses"] = {"layers_criterion": "tol=0.5"}
+    config["analyses"] = {"criterion": "tol=0.5"}
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", configfile=bad)
-    assert result.returncode != 0 and "analyses.layers_criterion: 'tol=0.5'" in result.stdout + result.stderr
+    assert result.returncode != 0 and "analyses.criterion: 'tol=0.5'" in result.stdout + result.stderr

@@ -10,6 +10,7 @@ dataset's own; SFT reads reference answers.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -121,8 +122,27 @@ def _kto(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
 
     args = KTOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=spec.max_length,
                      **common)
-    return KTOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS), processing_class=tokenizer,
-                      callbacks=callbacks)
+    return KTOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS),
+                      processing_class=without_added_bos(tokenizer), callbacks=callbacks)
+
+
+def without_added_bos(tokenizer):
+    """The tokenizer as the KTO, ORPO and CPO trainers should see it.
+
+    They put a BOS token before every prompt that does not already start with one. A model prompted
+    without BOS everywhere else (its tokenizer adds none, like the embedded one's) would then be trained
+    on text it never sees: its log-likelihood of its own answers drops below uniform and training
+    collapses. A copy without `bos_token` keeps prompts as every other stage renders them; a tokenizer
+    that adds BOS itself (Llama) is returned as it is.
+    """
+    if tokenizer.bos_token_id is None:
+        return tokenizer
+    ids = tokenizer("1", add_special_tokens=True)["input_ids"]
+    if ids and ids[0] == tokenizer.bos_token_id:
+        return tokenizer
+    plain = copy.deepcopy(tokenizer)
+    plain.bos_token = None
+    return plain
 
 
 def _orpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
@@ -130,18 +150,19 @@ def _orpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
 
     args = ORPOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.orpo_beta, max_length=spec.max_length,
                       **common)
-    return ORPOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS), processing_class=tokenizer,
-                       callbacks=callbacks)
+    return ORPOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS),
+                       processing_class=without_added_bos(tokenizer), callbacks=callbacks)
 
 
 def _simpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
-    """SimPO: TRL's CPO trainer with its SimPO loss (no BC term: cpo_alpha 0)."""
+    """SimPO: TRL's CPO trainer with its SimPO loss; `sft_weight` is its NLL term on the chosen answer (TRL's
+    cpo_alpha: 0 is pure SimPO, > 0 "CPO-SimPO"), as for DPO."""
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-    args = CPOConfig(per_device_train_batch_size=spec.batch_size, loss_type="simpo", cpo_alpha=0.0,
+    args = CPOConfig(per_device_train_batch_size=spec.batch_size, loss_type="simpo", cpo_alpha=spec.sft_weight,
                      beta=spec.simpo_beta, simpo_gamma=spec.simpo_gamma, max_length=spec.max_length, **common)
-    return CPOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS), processing_class=tokenizer,
-                      callbacks=callbacks)
+    return CPOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS),
+                      processing_class=without_added_bos(tokenizer), callbacks=callbacks)
 
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in [

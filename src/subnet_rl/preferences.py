@@ -1,18 +1,21 @@
-"""Preference pairs for offline algorithms, sampled on-policy from the start checkpoint.
+"""Preference pairs for offline algorithms: on-policy (sampled from the start checkpoint) or off-policy.
 
 On-policy pairs keep DPO in-distribution (the regime the paper links to sparse updates); a prompt is
 kept only when its samples contain at least one correct and one wrong answer, as the dataset's task
-judges them.
+judges them. Off-policy pairs are their matched control (paper Table 5): the same prompts, with text
+the policy would not produce. Both carry the start model's mean per-token log-likelihood of each side,
+so "near" and "far" are measured, not asserted.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 
-from .evaluate import generate
-from .prompting import as_completion
-from .tasks import Task
+from .evaluate import default_device, generate
+from .prompting import as_completion, render
+from .tasks import Task, completion_text
 
 
 def on_policy_pairs(model, tokenizer, train: pd.DataFrame, task: Task, reward: str, samples: int,
@@ -34,3 +37,57 @@ def on_policy_pairs(model, tokenizer, train: pd.DataFrame, task: Task, reward: s
         raise ValueError("no prompt had both a correct and a wrong sample: the start checkpoint is either "
                          "always right or always wrong; use a different warmup or source: dataset pairs")
     return pd.DataFrame(rows)
+
+
+def off_policy_pairs(on_policy: pd.DataFrame, task: Task) -> pd.DataFrame:
+    """The on-policy pairs' prompts with text the policy does not produce: chosen = the prompt's reference
+    answer in the task's off-policy form, rejected = the next prompt's (different) reference in that form."""
+    answers = list(on_policy["answer"])
+    rows = []
+    for i, (prompt, answer) in enumerate(zip(on_policy["prompt"], answers, strict=True)):
+        other = next((a for a in answers[i + 1:] + answers[:i] if task.gold(a) != task.gold(answer)), None)
+        if other is not None:
+            rows.append({"prompt": prompt, "answer": answer,
+                         "chosen": as_completion(prompt, task.off_policy_answer(answer)),
+                         "rejected": as_completion(prompt, task.off_policy_answer(other))})
+    if not rows:
+        raise ValueError("off-policy pairs need prompts with at least two different reference answers")
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def completion_logprobs(model, tokenizer, prompts: list, completions: list, batch_size: int = 256) -> np.ndarray:
+    """Mean per-token log-likelihood of each completion after its prompt (EOS included, as trainers append
+    it) under `model`: how close a text is to what the policy produces."""
+    model.eval()
+    device = default_device()
+    model.to(device)
+    examples = []
+    for prompt, completion in zip(prompts, completions, strict=True):
+        head = tokenizer(render(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+        tail = tokenizer(completion_text(completion), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        examples.append((head, tail))
+    out = np.empty(len(examples))
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start:start + batch_size]
+        width = max(len(h) + len(t) for h, t in batch)
+        ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        scored = torch.zeros(len(batch), width, dtype=torch.bool)
+        for row, (head, tail) in enumerate(batch):
+            ids[row, :len(head) + len(tail)] = torch.tensor(head + tail)
+            attention[row, :len(head) + len(tail)] = 1
+            scored[row, len(head):len(head) + len(tail)] = True
+        ids, attention, scored = ids.to(device), attention.to(device), scored.to(device)
+        logits = model(input_ids=ids, attention_mask=attention).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+        target = scored[:, 1:]
+        out[start:start + len(batch)] = ((logp * target).sum(1) / target.sum(1)).cpu().numpy()
+    return out
+
+
+def with_likelihoods(model, tokenizer, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The pairs with `chosen_logp` and `rejected_logp`: mean per-token log-likelihood under `model`."""
+    prompts = list(pairs["prompt"])
+    return pairs.assign(**{f"{side}_logp": completion_logprobs(model, tokenizer, prompts, list(pairs[side]))
+                           for side in ("chosen", "rejected")})

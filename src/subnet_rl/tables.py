@@ -144,10 +144,39 @@ def layers_table(diffs: dict[str, pd.DataFrame], label: str) -> pd.DataFrame:
     return wide.reset_index().rename_axis(columns=None)
 
 
+def pair_likelihoods(run_pairs: dict[str, str], files: list[str]) -> dict[str, tuple[float, float]]:
+    """Per run that trains on pairs: the mean log-likelihood of its chosen and rejected sides under the start
+    model, as recorded in its pairs file (NaN for pairs that carry none, such as a dataset's own)."""
+    read = {f: pd.read_parquet(f) for f in files}
+    out = {}
+    for run, file in run_pairs.items():
+        df = read[file]
+        out[run] = tuple(float(df[c].mean()) if c in df else float("nan") for c in ("chosen_logp", "rejected_logp"))
+    return out
+
+
+def dynamics_tables(steps: list[str], splits: list[str]) -> dict[str, pd.DataFrame]:
+    """Sparsity against step, and the never / back / final split, of every run with snapshots."""
+    run = lambda path: Path(path).parent.name  # noqa: E731  results/dynamics/<run>/steps.parquet
+    frames = [pd.read_parquet(p).assign(run=run(p)) for p in steps]
+    parts = [pd.read_parquet(p).assign(run=run(p)) for p in splits]
+    first = lambda df: df[["run", *[c for c in df.columns if c != "run"]]]  # noqa: E731
+    return {"dynamics": first(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame(),
+            "dynamics_split": first(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()}
+
+
 TITLES = {"sparsity": "Update sparsity (% of entries unchanged)", "subnetwork": "Subnetwork vs full finetuning",
           "overlap": "Overlap of updated entries between runs (%)",
           "rank": "Update rank by module group (mean rank as % of the maximum; stable and effective rank)",
-          "layers": "Sparsity (%) by layer and module"}
+          "layers": "Sparsity (%) by layer and module",
+          "algorithms": "Accuracy gain and sparsity per algorithm (mean over its runs, per regime)",
+          "ablations": "Ablations: KL penalty and gradient clipping (runs matched in every other setting)",
+          "precision": "Sparsity with fp32 vs bf16 weights (runs matched in every other setting)",
+          "data": "On- vs off-policy preference data (same algorithm and prompts; log-likelihood under the start model)",
+          "dynamics": "Training dynamics: sparsity against step, and % changed since the previous snapshot",
+          "dynamics_split": "Entries never updated, updated then back to their start value, and in the final subnetwork (%)"}
+
+COMPARISON_TABLES = ("algorithms", "ablations", "precision", "data", "dynamics", "dynamics_split")
 
 
 def write_table(df: pd.DataFrame, md_path: str | os.PathLike, csv_path: str | os.PathLike, title: str) -> None:

@@ -1,4 +1,5 @@
-# Analyses of each run's update beyond sparsity: its rank (paper Table 2) and where it lands (Fig. 3).
+# Analyses of each run's update beyond sparsity: its rank (paper Table 2), where it lands (Fig. 3), how it
+# grows during training (section 6), and matched comparisons between runs (algorithms, ablations, data).
 
 
 rule rank:
@@ -45,7 +46,7 @@ rule analysis_tables:
     params:
         code=code("analysis_tables.py"),
         runs={run: run_spec(run).as_dict() for run in RUNS},
-        layers_criterion=config["analyses"]["layers_criterion"],
+        criterion=config["analyses"]["criterion"],
     conda:
         "../../envs/subnet-rl.yaml"
     log:
@@ -54,3 +55,63 @@ rule analysis_tables:
         "results/benchmarks/analysis_tables.tsv"
     script:
         "../scripts/analysis_tables.py"
+
+
+rule dynamics:
+    input:
+        start=lambda wildcards: start_of(wildcards.run),
+        run="results/checkpoints/full/{run}",
+    output:
+        steps="results/dynamics/{run}/steps.parquet",
+        split="results/dynamics/{run}/split.parquet",
+    params:
+        code=code("dynamics.py"),
+        steps=lambda wildcards: run_spec(wildcards.run).steps,
+        criterion=config["analyses"]["criterion"],
+    threads: resource("diff", "threads", 1)
+    resources:
+        mem_mb=resource("diff", "mem_mb", 2000),
+        runtime=resource("diff", "runtime", 20),
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/dynamics/{run}.log",
+    benchmark:
+        "results/benchmarks/dynamics/{run}.tsv"
+    script:
+        "../scripts/dynamics.py"
+
+
+rule comparison_tables:
+    input:
+        sparsity="results/tables/sparsity.csv",
+        pairs=sorted(set(PAIR_FILES.values())),
+        dynamics_steps=expand("results/dynamics/{run}/steps.parquet", run=DYNAMICS_RUNS),
+        dynamics_split=expand("results/dynamics/{run}/split.parquet", run=DYNAMICS_RUNS),
+    output:
+        **{
+            f"{name}_{ext}": (
+                report(
+                    f"results/tables/{name}.md",
+                    caption=f"../report/{name}.rst",
+                    category="Tables",
+                )
+                if ext == "md"
+                else f"results/tables/{name}.csv"
+            )
+            for name in COMPARISON_TABLES
+            for ext in ("md", "csv")
+        },
+    params:
+        code=code("comparison_tables.py"),
+        runs={run: run_spec(run).as_dict() for run in RUNS},
+        pairs=PAIR_FILES,
+        criterion=config["analyses"]["criterion"],
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/comparison_tables.log",
+    benchmark:
+        "results/benchmarks/comparison_tables.tsv"
+    script:
+        "../scripts/comparison_tables.py"

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from subnet_rl.algorithms import get_algorithm
 from subnet_rl.config import (
     DEFAULT_MODEL,
     RunSpec,
@@ -14,6 +15,7 @@ from subnet_rl.config import (
 )
 from subnet_rl.code_version import code_hash
 from subnet_rl.diff import canonical_label, diff_labels
+from subnet_rl.tables import COMPARISON_TABLES
 from subnet_rl.jobs import configure_hub_environment, download_slug, hub_downloads
 
 coerce_scientific_notation(config)
@@ -25,12 +27,12 @@ check_references(config)
 # table would silently miss them.
 for pair in config.get("checkpoint_pairs", {}).values():
     pair["published"] = {canonical_label(k): v for k, v in pair.get("published", {}).items()}
-config["analyses"]["layers_criterion"] = canonical_label(
-    config["analyses"]["layers_criterion"] or f"tol={max(config['diff']['tolerances'])}"
+config["analyses"]["criterion"] = canonical_label(
+    config["analyses"]["criterion"] or f"tol={max(config['diff']['tolerances'])}"
 )
-if config["analyses"]["layers_criterion"] not in diff_labels(config["diff"]):
+if config["analyses"]["criterion"] not in diff_labels(config["diff"]):
     raise ValueError(
-        f"analyses.layers_criterion: {config['analyses']['layers_criterion']!r} is not a column of the diff "
+        f"analyses.criterion: {config['analyses']['criterion']!r} is not a column of the diff "
         f"tables ({sorted(diff_labels(config['diff']))}); name one, or add it under `diff`"
     )
 sort_keys_in_place(config)
@@ -104,15 +106,27 @@ def task_of(dataset):
     return {"task": dataset_task(spec), "reward": dataset_reward(spec)}
 
 
+def pairs_file(spec):
+    """The preference pairs a run trains on: sampled from its start model, their off-policy control, or
+    the dataset's own chosen/rejected columns."""
+    return {
+        "on_policy": f"results/pairs/{spec.model}/{spec.dataset}.parquet",
+        "off_policy": f"results/pairs_off_policy/{spec.model}/{spec.dataset}.parquet",
+        "dataset": dataset_file(spec.dataset, "train"),
+    }[spec.pairs]
+
+
+# The preference pairs of every run that trains on pairs (their likelihoods go into the data table).
+PAIR_FILES = {r: pairs_file(run_spec(r)) for r in RUNS if get_algorithm(run_spec(r).algorithm).reads_pairs}
+# Runs with snapshots (`save_every`), analysed by the dynamics rule.
+DYNAMICS_RUNS = [r for r in RUNS if run_spec(r).save_every]
+
+
 def training_inputs(wildcards):
     spec = run_spec(wildcards.run)
     inputs = {"start": start_of(wildcards.run), "train": dataset_file(spec.dataset, "train")}
-    if spec.algorithm == "dpo":
-        inputs["pairs"] = (
-            f"results/pairs/{spec.model}/{spec.dataset}.parquet"
-            if spec.pairs == "on_policy"
-            else dataset_file(spec.dataset, "train")
-        )
+    if get_algorithm(spec.algorithm).reads_pairs:
+        inputs["pairs"] = pairs_file(spec)
     return inputs
 
 
@@ -175,6 +189,6 @@ def overlap_groups():
 
 
 def final_tables():
-    tables = ["sparsity", "subnetwork", "overlap", "rank", "layers"] if RUNS else []
+    tables = ["sparsity", "subnetwork", "overlap", "rank", "layers", *COMPARISON_TABLES] if RUNS else []
     tables += ["pairs"] if PAIRS else []
     return expand("results/tables/{table}.{ext}", table=tables, ext=["md", "csv"])

@@ -21,3 +21,27 @@ rule preference_pairs:
         "results/benchmarks/pairs/{start}/{dataset}.tsv"
     script:
         "../scripts/preference_pairs.py"
+
+
+rule off_policy_pairs:
+    input:
+        start="results/checkpoints/base/{start}",
+        on_policy="results/pairs/{start}/{dataset}.parquet",
+    output:
+        "results/pairs_off_policy/{start}/{dataset}.parquet",
+    params:
+        code=code("off_policy_pairs.py"),
+        task=lambda wildcards: task_of(wildcards.dataset),
+    threads: resource("evaluate", "threads", 1)
+    resources:
+        gpu=resource("evaluate", "gpu", 0),
+        mem_mb=resource("evaluate", "mem_mb", 2000),
+        runtime=resource("evaluate", "runtime", 20),
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/pairs_off_policy/{start}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/pairs_off_policy/{start}/{dataset}.tsv"
+    script:
+        "../scripts/off_policy_pairs.py"

@@ -3,7 +3,7 @@ import pandas as pd
 from subnet_rl.atomic import write_parquet
 from subnet_rl.jobs import snakemake_job
 from subnet_rl.models import load_checkpoint
-from subnet_rl.preferences import on_policy_pairs
+from subnet_rl.preferences import on_policy_pairs, with_likelihoods
 from subnet_rl.tasks import get_task
 
 with snakemake_job(snakemake):
@@ -13,4 +13,4 @@ with snakemake_job(snakemake):
     pairs = on_policy_pairs(model, tokenizer, train, get_task(t["task"]), t["reward"], s["samples_per_prompt"],
                             s["temperature"], s["max_new_tokens"], s["seed"])
     print(f"{len(pairs)} pairs from {len(train)} prompts")
-    write_parquet(pairs, snakemake.output[0])
+    write_parquet(with_likelihoods(model, tokenizer, pairs), snakemake.output[0])

@@ -85,5 +85,10 @@ class Addition(Task):
     def partial_reward(self, completion: str, answer: str) -> float:
         return partial_reward(completion, answer)
 
+    def off_policy_answer(self, answer: str) -> str:
+        """The same number in a form the policy never writes: two trailing zeros ("501" -> "50100", still
+        105 read least-significant digit first). Its references are what the policy writes when right."""
+        return answer + "00"
+
 
 ADDITION = Addition()

@@ -45,6 +45,11 @@ class Task:
         extracted = self.extract(completion)
         return extracted is not None and extracted == self.gold(answer)
 
+    def off_policy_answer(self, answer: str) -> str:
+        """The reference answer as text the policy would not write (off-policy preference data): by default
+        the dataset's own reference text (a human-written solution, not a sample of the model)."""
+        return answer
+
     def partial_reward(self, completion: str, answer: str) -> float:
         raise ValueError(f"task {self.name!r} has no partial-credit reward; use reward: binary")
 

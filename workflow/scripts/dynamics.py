@@ -1,0 +1,12 @@
+from subnet_rl.atomic import write_parquet
+from subnet_rl.diff import Criterion
+from subnet_rl.dynamics import snapshots_of, training_dynamics
+from subnet_rl.jobs import snakemake_job
+
+with snakemake_job(snakemake):
+    run, p = snakemake.input.run, snakemake.params
+    points = [*snapshots_of(run), (p.steps, run)]
+    steps, split = training_dynamics(snakemake.input.start, points, Criterion.parse(p.criterion))
+    print(f"{len(points)} checkpoints; never {split['never']:.2f}%, back {split['back']:.2f}%, final {split['final']:.2f}%")
+    write_parquet(steps, snakemake.output.steps)
+    write_parquet(steps.iloc[:0, :0].assign(**{k: [v] for k, v in split.items()}), snakemake.output.split)
