@@ -34,9 +34,10 @@ def test_default_off_policy_answer_is_the_reference_text():
 
 
 def test_off_policy_pairs_keep_prompts_and_take_the_next_different_reference():
-    """11+11=22 -> '22', 12+12=24 -> '42', 13+13=26 -> '62' (reversed digits); rejected wraps around."""
+    """11+11=22 -> '22', 12+12=24 -> '42', 13+13=26 -> '62' (reversed digits); rejected wraps around the
+    references (here the pairs' own answers, in train order)."""
     on = pairs_of(["11+11=", "12+12=", "13+13="], ["22", "42", "62"])
-    off = off_policy_pairs(on, ADDITION)
+    off = off_policy_pairs(on, ["22", "42", "62"], ADDITION)
     assert off.to_dict("records") == [
         {"prompt": "11+11=", "answer": "22", "chosen": "2200", "rejected": "4200"},
         {"prompt": "12+12=", "answer": "42", "chosen": "4200", "rejected": "6200"},
@@ -47,7 +48,7 @@ def test_off_policy_pairs_keep_prompts_and_take_the_next_different_reference():
 def test_off_policy_rejected_skips_prompts_with_the_same_reference():
     """10+12 and 11+11 both sum to 22: neither may be the other's rejected answer."""
     on = pairs_of(["10+12=", "11+11=", "12+12="], ["22", "22", "42"])
-    off = off_policy_pairs(on, ADDITION)
+    off = off_policy_pairs(on, ["22", "22", "42"], ADDITION)
     assert off["prompt"].tolist() == ["10+12=", "11+11=", "12+12="]
     assert off["chosen"].tolist() == ["2200", "2200", "4200"]
     assert off["rejected"].tolist() == ["4200", "4200", "2200"]
@@ -56,7 +57,13 @@ def test_off_policy_rejected_skips_prompts_with_the_same_reference():
 
 def test_off_policy_pairs_need_two_different_references():
     with pytest.raises(ValueError, match="at least two different reference answers"):
-        off_policy_pairs(pairs_of(["10+12=", "11+11="], ["22", "22"]), ADDITION)
+        off_policy_pairs(pairs_of(["10+12=", "11+11="], ["22", "22"]), ["22", "22"], ADDITION)
+
+
+def test_one_on_policy_pair_still_gets_an_off_policy_partner_from_the_train_split():
+    """A weak start model may yield a single on-policy pair: its rejected side comes from the train split."""
+    off = off_policy_pairs(pairs_of(["11+11="], ["22"]), ["22", "42"], ADDITION)
+    assert off.to_dict("records") == [{"prompt": "11+11=", "answer": "22", "chosen": "2200", "rejected": "4200"}]
 
 
 # --- likelihoods under a trained start model ---------------------------------------------------------
@@ -92,7 +99,7 @@ def test_off_policy_pairs_are_less_likely_than_the_policys_samples(solver):
     on = on_policy_pairs(model, tokenizer, train_data, ADDITION, "partial", samples=8, temperature=1.0,
                          max_new_tokens=4, seed=0)
     assert len(on) >= 5  # enough prompts with a right and a wrong sample for the means to mean something
-    off = off_policy_pairs(on, ADDITION)
+    off = off_policy_pairs(on, list(train_data["answer"]), ADDITION)
     assert off["prompt"].tolist() == on["prompt"].tolist()
     on, off = with_likelihoods(model, tokenizer, on), with_likelihoods(model, tokenizer, off)
     assert off["chosen_logp"].mean() < on["chosen_logp"].mean()

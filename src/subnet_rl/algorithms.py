@@ -120,8 +120,7 @@ def _kto(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
     """KTO on the pairs, which TRL unpairs (chosen: desirable, rejected: undesirable)."""
     from trl import KTOConfig, KTOTrainer
 
-    args = KTOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=spec.max_length,
-                     **common)
+    args = KTOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=spec.max_length, **common)
     return KTOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS),
                       processing_class=without_added_bos(tokenizer), callbacks=callbacks)
 

@@ -55,7 +55,7 @@ class RunSpec:
     # GRPO and RLOO share num_generations, temperature, kl_beta, num_iterations; Online DPO temperature.
     # Offline preference algorithms (DPO, KTO, ORPO, SimPO)
     dpo_beta: float = 0.1            # DPO, KTO and Online DPO's beta
-    sft_weight: float = 1.0          # DPO only: weight of an added SFT loss on the chosen answer
+    sft_weight: float = 1.0          # DPO and SimPO (cpo_alpha): weight of an added SFT loss on the chosen answer
     orpo_beta: float = 0.1           # ORPO's lambda (TRL's beta)
     simpo_beta: float = 2.0          # SimPO's beta (reward scale)
     simpo_gamma: float = 0.5         # SimPO's target reward margin

@@ -39,19 +39,21 @@ def on_policy_pairs(model, tokenizer, train: pd.DataFrame, task: Task, reward: s
     return pd.DataFrame(rows)
 
 
-def off_policy_pairs(on_policy: pd.DataFrame, task: Task) -> pd.DataFrame:
+def off_policy_pairs(on_policy: pd.DataFrame, references: list[str], task: Task) -> pd.DataFrame:
     """The on-policy pairs' prompts with text the policy does not produce: chosen = the prompt's reference
-    answer in the task's off-policy form, rejected = the next prompt's (different) reference in that form."""
-    answers = list(on_policy["answer"])
+    answer in the task's off-policy form, rejected = another reference answer (from `references`, the train
+    split's, taken in turn) that is not a right answer to it, in that form."""
     rows = []
-    for i, (prompt, answer) in enumerate(zip(on_policy["prompt"], answers, strict=True)):
-        other = next((a for a in answers[i + 1:] + answers[:i] if task.gold(a) != task.gold(answer)), None)
+    for i, (prompt, answer) in enumerate(zip(on_policy["prompt"], on_policy["answer"], strict=True)):
+        start = (i + 1) % len(references)
+        ordered = references[start:] + references[:start]
+        other = next((a for a in ordered if task.gold(a) != task.gold(answer)), None)
         if other is not None:
             rows.append({"prompt": prompt, "answer": answer,
                          "chosen": as_completion(prompt, task.off_policy_answer(answer)),
                          "rejected": as_completion(prompt, task.off_policy_answer(other))})
     if not rows:
-        raise ValueError("off-policy pairs need prompts with at least two different reference answers")
+        raise ValueError("off-policy pairs need at least two different reference answers in the train split")
     return pd.DataFrame(rows)
 
 

@@ -27,6 +27,7 @@ rule off_policy_pairs:
     input:
         start="results/checkpoints/base/{start}",
         on_policy="results/pairs/{start}/{dataset}.parquet",
+        train=lambda wildcards: dataset_file(wildcards.dataset, "train"),
     output:
         "results/pairs_off_policy/{start}/{dataset}.parquet",
     params:

@@ -8,7 +8,9 @@ from subnet_rl.tasks import get_task
 
 with snakemake_job(snakemake):
     model, tokenizer = load_checkpoint(snakemake.input.start)
-    pairs = off_policy_pairs(pd.read_parquet(snakemake.input.on_policy), get_task(snakemake.params.task["task"]))
+    references = list(pd.read_parquet(snakemake.input.train)["answer"])
+    pairs = off_policy_pairs(pd.read_parquet(snakemake.input.on_policy), references,
+                             get_task(snakemake.params.task["task"]))
     scored = with_likelihoods(model, tokenizer, pairs)
     print(f"{len(pairs)} off-policy pairs; mean log-likelihood chosen {scored['chosen_logp'].mean():.3f}, "
           f"rejected {scored['rejected_logp'].mean():.3f}")
