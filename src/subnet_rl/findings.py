@@ -387,8 +387,13 @@ def compute_findings(tables: dict[str, pd.DataFrame], criterion: str,
 
 def load_tables(folder: str | os.PathLike) -> dict[str, pd.DataFrame]:
     """Every *.csv of `folder`, keyed by file stem; an absent folder is no tables (every claim not measured)."""
+    return read_tables(sorted(Path(folder).glob("*.csv")))
+
+
+def read_tables(paths: Iterable[str | os.PathLike]) -> dict[str, pd.DataFrame]:
+    """The CSV tables at `paths`, keyed by file stem; a table with no rows is an empty frame."""
     tables = {}
-    for path in sorted(Path(folder).glob("*.csv")):
+    for path in map(Path, paths):
         try:
             tables[path.stem] = pd.read_csv(path)
         except pd.errors.EmptyDataError:  # an empty table is written as an empty file

@@ -179,13 +179,20 @@ TITLES = {"sparsity": "Update sparsity (% of entries unchanged)", "subnetwork": 
 COMPARISON_TABLES = ("algorithms", "ablations", "precision", "data", "dynamics", "dynamics_split")
 
 
-def write_table(df: pd.DataFrame, md_path: str | os.PathLike, csv_path: str | os.PathLike, title: str) -> None:
-    """Markdown with 2 decimals (learning rates in scientific notation), CSV at full precision."""
+def write_table(df: pd.DataFrame, md_path: str | os.PathLike, csv_path: str | os.PathLike, title: str,
+                tex_path: str | os.PathLike | None = None) -> None:
+    """Markdown with 2 decimals (learning rates in scientific notation), CSV at full precision, and LaTeX
+    (booktabs rules, special characters escaped) for a paper."""
     shown = df.assign(lr=df["lr"].map(lambda v: f"{v:.0e}")) if "lr" in df else df
     as_text = [list(df.columns).index("lr")] if "lr" in df else []
     body = shown.to_markdown(index=False, floatfmt=".2f", disable_numparse=as_text) if not df.empty else "_(no rows)_"
     write_text(f"# {title}\n\n{body}\n", md_path)
     write_text(df.to_csv(index=False), csv_path)
+    if tex_path is not None:
+        label = "tab:" + Path(tex_path).stem.replace("_", "-")
+        tex = (shown.to_latex(index=False, float_format="%.2f", caption=title, label=label, escape=True)
+               if not df.empty else f"% {title}: no rows\n")
+        write_text(tex, tex_path)
 
 
 def pairs_table(pairs: dict[str, dict], diffs: dict[str, pd.DataFrame], downloads: dict[str, dict]) -> pd.DataFrame:

@@ -31,18 +31,7 @@ rule analysis_tables:
         ranks=expand("results/rank/{run}.parquet", run=RUNS),
         diffs=expand("results/diff/full/{run}.parquet", run=RUNS),
     output:
-        rank_md=report(
-            "results/tables/rank.md",
-            caption="../report/rank.rst",
-            category="Tables",
-        ),
-        rank_csv="results/tables/rank.csv",
-        layers_md=report(
-            "results/tables/layers.md",
-            caption="../report/layers.rst",
-            category="Tables",
-        ),
-        layers_csv="results/tables/layers.csv",
+        **table_outputs("rank", "layers"),
     params:
         code=code("analysis_tables.py"),
         runs={run: run_spec(run).as_dict() for run in RUNS},
@@ -89,19 +78,7 @@ rule comparison_tables:
         dynamics_steps=expand("results/dynamics/{run}/steps.parquet", run=DYNAMICS_RUNS),
         dynamics_split=expand("results/dynamics/{run}/split.parquet", run=DYNAMICS_RUNS),
     output:
-        **{
-            f"{name}_{ext}": (
-                report(
-                    f"results/tables/{name}.md",
-                    caption=f"../report/{name}.rst",
-                    category="Tables",
-                )
-                if ext == "md"
-                else f"results/tables/{name}.csv"
-            )
-            for name in COMPARISON_TABLES
-            for ext in ("md", "csv")
-        },
+        **table_outputs(*COMPARISON_TABLES),
     params:
         code=code("comparison_tables.py"),
         runs={run: run_spec(run).as_dict() for run in RUNS},

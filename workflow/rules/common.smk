@@ -188,7 +188,42 @@ def overlap_groups():
     return groups
 
 
+# The report's categories, one per analysis, findings first (the report sorts categories by name).
+CATEGORY = {
+    "findings": "1. Findings",
+    "sparsity": "2. Sparsity",
+    "algorithms": "2. Sparsity",
+    "sparsity_vs_tolerance": "2. Sparsity",
+    "subnetwork": "3. Subnetwork",
+    "accuracy": "3. Subnetwork",
+    "overlap": "4. Overlap",
+    "rank": "5. Rank and layers",
+    "layers": "5. Rank and layers",
+    "dynamics": "6. Dynamics",
+    "dynamics_split": "6. Dynamics",
+    "data": "7. Data and ablations",
+    "ablations": "7. Data and ablations",
+    "precision": "7. Data and ablations",
+    "pairs": "8. Checkpoint pairs",
+}
+
+
+def table_outputs(*names):
+    """Markdown (in the report, under its analysis), CSV and LaTeX of each named table."""
+    outputs = {}
+    for name in names:
+        outputs[f"{name}_md"] = report(
+            f"results/tables/{name}.md",
+            caption=f"../report/{name}.rst",
+            category=CATEGORY[name],
+            subcategory="Tables",
+        )
+        outputs[f"{name}_csv"] = f"results/tables/{name}.csv"
+        outputs[f"{name}_tex"] = f"results/tables/{name}.tex"
+    return outputs
+
+
 def final_tables():
     tables = ["sparsity", "subnetwork", "overlap", "rank", "layers", *COMPARISON_TABLES] if RUNS else []
     tables += ["pairs"] if PAIRS else []
-    return expand("results/tables/{table}.{ext}", table=tables, ext=["md", "csv"])
+    return expand("results/tables/{table}.{ext}", table=tables, ext=["md", "csv", "tex"])

@@ -9,24 +9,7 @@ rule tables:
         subnet_checkpoints=expand("results/checkpoints/subnet/{run}", run=SUBNET_RUNS),
         overlap="results/overlap/pairs.parquet",
     output:
-        sparsity_md=report(
-            "results/tables/sparsity.md",
-            caption="../report/sparsity.rst",
-            category="Tables",
-        ),
-        sparsity_csv="results/tables/sparsity.csv",
-        subnetwork_md=report(
-            "results/tables/subnetwork.md",
-            caption="../report/subnetwork.rst",
-            category="Tables",
-        ),
-        subnetwork_csv="results/tables/subnetwork.csv",
-        overlap_md=report(
-            "results/tables/overlap.md",
-            caption="../report/overlap.rst",
-            category="Tables",
-        ),
-        overlap_csv="results/tables/overlap.csv",
+        **table_outputs("sparsity", "subnetwork", "overlap"),
     params:
         code=code("tables.py"),
         runs={run: run_spec(run).as_dict() for run in RUNS},
@@ -47,12 +30,7 @@ rule pairs_table:
         diffs=expand("results/diff/pairs/{name}.parquet", name=PAIRS),
         downloads=expand("results/downloads/{download}.json", download=sorted(DOWNLOADS)),
     output:
-        md=report(
-            "results/tables/pairs.md",
-            caption="../report/pairs.rst",
-            category="Tables",
-        ),
-        csv="results/tables/pairs.csv",
+        **table_outputs("pairs"),
     params:
         code=code("pairs_table.py"),
         pairs=config.get("checkpoint_pairs", {}),

@@ -14,4 +14,4 @@ with snakemake_job(snakemake):
               "data": data_table(specs, sparsity, criterion, pair_likelihoods(p.pairs, inp.pairs)),
               **dynamics_tables(inp.dynamics_steps, inp.dynamics_split)}
     for name, table in tables.items():
-        write_table(table, out[f"{name}_md"], out[f"{name}_csv"], TITLES[name])
+        write_table(table, out[f"{name}_md"], out[f"{name}_csv"], TITLES[name], out[f"{name}_tex"])

@@ -10,5 +10,6 @@ with snakemake_job(snakemake):
     diffs = {Path(p).stem: pd.read_parquet(p) for p in snakemake.input.diffs}
     downloads = {Path(p).stem: json.loads(Path(p).read_text()) for p in snakemake.input.downloads}
     table = pairs_table(snakemake.params.pairs, diffs, downloads)
-    write_table(table, snakemake.output.md, snakemake.output.csv,
-                "Update sparsity of public checkpoint pairs (%): ours beside the paper's")
+    out = snakemake.output
+    write_table(table, out.pairs_md, out.pairs_csv, "Update sparsity of public checkpoint pairs (%): ours beside the "
+                "paper's", out.pairs_tex)

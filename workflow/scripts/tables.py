@@ -7,4 +7,4 @@ with snakemake_job(snakemake):
                           inp.warmup_checkpoint, inp.run_diffs, inp.warmup_diff, inp.subnet_diffs,
                           inp.subnet_checkpoints, inp.overlap, snakemake.params.random_controls)
     for name, table in tables.items():
-        write_table(table, out[f"{name}_md"], out[f"{name}_csv"], TITLES[name])
+        write_table(table, out[f"{name}_md"], out[f"{name}_csv"], TITLES[name], out[f"{name}_tex"])
