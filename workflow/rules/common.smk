@@ -15,6 +15,7 @@ from subnet_rl.config import (
 )
 from subnet_rl.code_version import code_hash
 from subnet_rl.diff import canonical_label, diff_labels
+from subnet_rl.figures import FIGURES
 from subnet_rl.tables import COMPARISON_TABLES
 from subnet_rl.jobs import configure_hub_environment, download_slug, hub_downloads
 
@@ -227,3 +228,20 @@ def final_tables():
     tables = ["sparsity", "subnetwork", "overlap", "rank", "layers", *COMPARISON_TABLES] if RUNS else []
     tables += ["pairs"] if PAIRS else []
     return expand("results/tables/{table}.{ext}", table=tables, ext=["md", "csv", "tex"])
+
+
+def figure_tables(name):
+    """The final tables a figure reads, among those this configuration writes."""
+    written = {Path(t).stem for t in final_tables() if t.endswith(".csv")}
+    return [f"results/tables/{t}.csv" for t in FIGURES[name][0] if t in written]
+
+
+def presentation():
+    """Figures and findings, for a study (a config with runs); checkpoint pairs alone get their table."""
+    if not RUNS:
+        return []
+    return ["results/findings.csv", *expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"])]
+
+
+# Colours follow runs: the config's full run list, so a run keeps its colour in every figure.
+FIGURE_RUNS = RUNS + (["sft-from-init"] if WARMUP else [])

@@ -1,26 +1,6 @@
 # What a researcher reads: a figure per analysis (a rule each, reading only its tables) and the paper's
 # claims with verdicts computed from the tables; `snakemake --report` puts them in one HTML page.
 
-from subnet_rl.findings import DEFAULT_THRESHOLDS
-from subnet_rl.figures import FIGURES
-
-
-def figure_tables(name):
-    """The final tables a figure reads, among those this configuration writes."""
-    written = {Path(t).stem for t in final_tables() if t.endswith(".csv")}
-    return [f"results/tables/{t}.csv" for t in FIGURES[name][0] if t in written]
-
-
-def presentation():
-    """Figures and findings, for a study (a config with runs); checkpoint pairs alone get their table."""
-    if not RUNS:
-        return []
-    return ["results/findings.csv", *expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"])]
-
-
-# Colours follow runs: the config's full run list, so a run keeps its colour in every figure.
-FIGURE_RUNS = RUNS + (["sft-from-init"] if WARMUP else [])
-
 for _figure in FIGURES:
 
     rule:
