@@ -142,6 +142,7 @@ def algorithm_runs() -> pd.DataFrame:
         ("grpo-s2", "grpo", "learning", 1e-3, "bf16", 2, 0.3, 0.6, 80.0, 30.0, 75.0),
         ("dpo-s1", "dpo", "learning", 1e-3, "fp32", 1, 0.3, 0.35, 90.0, 50.0, 85.0),
         ("grpo-sat", "grpo", "saturated", 1e-4, "fp32", 1, 0.9, 0.95, 60.0, 20.0, 55.0),
+        ("grpo-sat-lr", "grpo", "saturated", 1e-5, "fp32", 1, 0.9, 0.9, 95.0, 20.0, 55.0),
     ])
 
 
@@ -150,15 +151,16 @@ def test_algorithms_table_means_over_runs_and_leaves_out_the_warmup():
     warmup run (an SFT from the random init) is not an algorithm under study."""
     table = algorithms_table(algorithm_runs(), CRITERION)
     assert table[["regime", "algorithm", "runs"]].values.tolist() == [
-        ["learning", "dpo", 1], ["learning", "grpo", 2], ["saturated", "grpo", 1]]
+        ["learning", "dpo", 1], ["learning", "grpo", 2], ["saturated", "grpo", 1], ["saturated", "grpo", 1]]
     assert "sft" not in set(table["algorithm"])
-    assert table["gain"].tolist() == pytest.approx([0.05, 0.25, 0.05])
-    assert table["gain_min"].tolist() == pytest.approx([0.05, 0.2, 0.05])
-    assert table["accuracy_start"].tolist() == pytest.approx([0.3, 0.3, 0.9])
-    assert table["accuracy_full"].tolist() == pytest.approx([0.35, 0.55, 0.95])
-    assert table["sparsity"].tolist() == pytest.approx([90.0, 75.0, 60.0])
-    assert table["lr"].tolist() == [1e-3, 1e-3, 1e-4] and table["steps"].tolist() == [10, 10, 10]
-    assert algorithms_table(algorithm_runs(), "exact")["sparsity"].tolist() == pytest.approx([50.0, 20.0, 20.0])
+    assert table["gain"].tolist() == pytest.approx([0.05, 0.25, 0.0, 0.05])
+    assert table["gain_min"].tolist() == pytest.approx([0.05, 0.2, 0.0, 0.05])
+    assert table["accuracy_start"].tolist() == pytest.approx([0.3, 0.3, 0.9, 0.9])
+    assert table["accuracy_full"].tolist() == pytest.approx([0.35, 0.55, 0.9, 0.95])
+    assert table["sparsity"].tolist() == pytest.approx([90.0, 75.0, 95.0, 60.0])
+    # A regime that sweeps the lr has a row per lr (a mean over learning rates would mean nothing).
+    assert table["lr"].tolist() == [1e-3, 1e-3, 1e-5, 1e-4] and table["steps"].tolist() == [10, 10, 10, 10]
+    assert algorithms_table(algorithm_runs(), "exact")["sparsity"].tolist() == pytest.approx([50.0, 20.0, 20.0, 20.0])
 
 
 def test_algorithms_table_without_the_criterion_or_runs_is_empty():

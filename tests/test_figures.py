@@ -136,7 +136,7 @@ def test_layers_heatmap(tmp_path):
     _saved(fig, tmp_path)
     many = pd.concat([LAYERS.assign(run=f"run-{i}") for i in range(8)])
     fig = layers_heatmap(many)
-    assert len([ax for ax in fig.axes if ax.get_images()]) == 6 and "first 6 of 8 runs" in fig.get_suptitle()
+    assert len([ax for ax in fig.axes if ax.get_images()]) == 6 and "6 of 8 runs" in fig.get_suptitle()
     assert layers_heatmap(LAYERS[["run", "layer"]]) is None
 
 
@@ -166,7 +166,10 @@ def test_rank_bars(tmp_path):
     fig = rank_bars(RANK, COLOURS)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["attention", "embedding", "mlp"]
-    assert {mcolors.to_hex(p.get_facecolor()).upper() for p in ax.patches} == {COLOURS["grpo-a"], COLOURS["sft-a"]}
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["grpo-a", "sft-a"]
+    # Each run's label keeps the run's colour; cells carry the rank values.
+    assert [mcolors.to_hex(t.get_color()).upper() for t in ax.get_yticklabels()] == [COLOURS["grpo-a"], COLOURS["sft-a"]]
+    assert {t.get_text() for t in ax.texts} == {f"{v:.0f}" for v in RANK["rank_pct"]}
     _saved(fig, tmp_path)
     assert rank_bars(RANK.rename(columns={"rank_pct": "mean_rank_pct"}), COLOURS) is not None
     assert rank_bars(RANK.drop(columns="rank_pct"), COLOURS) is None
@@ -177,3 +180,14 @@ def test_placeholder(tmp_path):
     assert fig.axes[0].get_title() == "Overlap"
     assert any("not measured" in t.get_text() for t in fig.axes[0].texts)
     _saved(fig, tmp_path)
+
+
+def test_representative_layers_put_one_run_per_algorithm_first():
+    from subnet_rl.figures import representative_layers
+
+    runs = ["dpo-a", "dpo-b", "grpo-a", "grpo-b", "sft-a"]
+    layers = pd.concat([LAYERS[LAYERS["run"] == "grpo-a"].assign(run=r) for r in runs])
+    sparsity = pd.DataFrame({"run": runs, "algorithm": ["dpo", "dpo", "grpo", "grpo", "sft"]})
+    ordered = representative_layers(layers, sparsity)
+    assert list(dict.fromkeys(ordered["run"])) == ["grpo-a", "dpo-a", "sft-a", "dpo-b", "grpo-b"]
+    assert len(ordered) == len(layers)

@@ -73,6 +73,10 @@ def test_pairs_run_offline_from_a_hub_cache(tmp_path):
     assert table.loc["resized", "ours tol=1e-05"] == pytest.approx(100 * 24 / 32)
     assert table.loc["resized-rows", "ours tol=1e-05"] == pytest.approx(100 * 64 / 72)
     assert table.loc["tuned", "before"] == "org/base@" + "a" * 12
+    # Where the pairs' updates land (Fig. 3), per layer and module, under the headline criterion.
+    layers = pd.read_csv(tmp_path / "results" / "tables" / "pairs_layers.csv")
+    assert {"tuned", "resized", "resized-rows"} <= set(layers["run"])
+    assert layers.drop(columns=["run", "layer"]).stack().between(0, 100).all()
 
 
 def test_paper_training_config_dag_is_complete_requests_gpus_and_downloads_nothing(tmp_path):

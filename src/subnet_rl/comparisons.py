@@ -88,13 +88,14 @@ def data_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str,
 
 
 def algorithms_table(sparsity: pd.DataFrame, criterion: str) -> pd.DataFrame:
-    """The gain and sparsity of each algorithm per regime: mean over its runs (seeds, precisions)."""
+    """The gain and sparsity of each algorithm per regime and learning rate: mean over its runs (seeds,
+    precisions); a regime that sweeps the lr gets a row per lr."""
     column = f"sparsity {criterion}"
     runs = sparsity[sparsity["regime"] != "warmup"] if not sparsity.empty else sparsity
     if runs.empty or column not in runs:
         return pd.DataFrame()
     grouped = runs.assign(gain=runs["accuracy_after"] - runs["accuracy_before"]).groupby(
-        ["regime", "algorithm"], sort=True)
-    return grouped.agg(runs=("run", "count"), lr=("lr", "first"), steps=("steps", "first"),
+        ["regime", "algorithm", "lr"], sort=True)
+    return grouped.agg(runs=("run", "count"), steps=("steps", "first"),
                        accuracy_start=("accuracy_before", "mean"), accuracy_full=("accuracy_after", "mean"),
                        gain=("gain", "mean"), gain_min=("gain", "min"), sparsity=(column, "mean")).reset_index()

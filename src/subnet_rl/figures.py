@@ -28,7 +28,7 @@ OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "
 #: Beyond 8 runs colours repeat; the marker then tells runs apart (cycle k of the palette -> MARKERS[k]).
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 #: The study's algorithms in a fixed order, so an algorithm's colour does not depend on which ones ran.
-ALGORITHMS = ["grpo", "rloo", "dpo", "kto", "orpo", "simpo", "online_dpo", "sft"]
+ALGORITHMS = ["grpo", "rloo", "dpo", "kto", "orpo", "simpo", "sft", "online_dpo"]  # sft: black, apart from RL
 PNG_DPI = 120
 
 
@@ -249,7 +249,7 @@ def layers_heatmap(layers: pd.DataFrame | None, max_panels: int = 6) -> Figure |
     if not modules:
         return None
     df = pd.concat([layers[["run", "layer"]].astype(str), values[modules]], axis=1)
-    runs = sorted(df["run"].unique())
+    runs = list(dict.fromkeys(df["run"]))  # in the frame's order (`representative_layers` puts telling runs first)
     shown = runs[:max_panels]
     rows, cols = _grid(len(shown))
     fig = Figure(figsize=(0.55 * len(modules) * cols + 2.5, 4.2 * rows), layout="constrained")
@@ -273,7 +273,7 @@ def layers_heatmap(layers: pd.DataFrame | None, max_panels: int = 6) -> Figure |
     for ax in axes[len(shown):]:
         ax.set_visible(False)
     fig.colorbar(image, ax=axes[:len(shown)].tolist(), label="sparsity (% of entries unchanged)")
-    dropped = f" (first {len(shown)} of {len(runs)} runs shown)" if len(runs) > len(shown) else ""
+    dropped = f" ({len(shown)} of {len(runs)} runs shown)" if len(runs) > len(shown) else ""
     fig.suptitle(f"Sparsity by layer and module{dropped}")
     return fig
 
@@ -335,29 +335,33 @@ def precision_lines(precision: pd.DataFrame | None,
 
 
 def rank_bars(rank: pd.DataFrame | None, colours: dict[str, str]) -> Figure | None:
-    """Mean numerical rank of the update (% of the maximum) by module group, one bar per run: sparse but
-    full rank? The rank stage names the column mean_rank_pct; rank_pct is accepted too."""
+    """Mean numerical rank of the update (% of the maximum) by module group (columns) and run (rows), as an
+    annotated heatmap that stays readable for a study's dozens of runs: sparse but full rank? The rank stage
+    names the column mean_rank_pct; rank_pct is accepted too. Run names keep their colour on the row labels."""
     column = next((c for c in ("rank_pct", "mean_rank_pct") if rank is not None and c in rank), None)
     if column is None or not _has(rank, ["run", "group", column]):
         return None
     df = _numeric(rank, [column])
     if df.empty:
         return None
-    table = df.pivot_table(index=df["group"].astype(str), columns=df["run"].astype(str), values=column,
-                           aggfunc="mean")
-    groups, runs = list(table.index), sorted(table.columns)
-    width = 0.8 / len(runs)
-    fig = Figure(figsize=(max(5.0, 1.0 + 0.35 * len(groups) * len(runs)), 4), layout="constrained")
+    table = df.pivot_table(index=df["run"].astype(str), columns=df["group"].astype(str), values=column,
+                           aggfunc="mean").sort_index()
+    runs, groups = list(table.index), list(table.columns)
+    fig = Figure(figsize=(3.0 + 1.3 * len(groups), 1.2 + 0.28 * len(runs)), layout="constrained")
     ax = fig.add_subplot()
-    for k, run in enumerate(runs):
-        ax.bar(np.arange(len(groups)) - 0.4 + width * (k + 0.5), table[run].to_numpy(dtype=float), width,
-               color=_colour(run, colours), edgecolor="black", linewidth=0.5, label=run)
+    values = table.to_numpy(dtype=float)
+    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="viridis", vmin=0, vmax=100)
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color="white" if value < 60 else "black")
     ax.set_xticks(range(len(groups)), groups)
-    ax.set_ylim(0, 105)
+    ax.set_yticks(range(len(runs)), runs, fontsize=7)
+    for label in ax.get_yticklabels():
+        label.set_color(_colour(label.get_text(), colours))
     ax.set_xlabel("module group")
-    ax.set_ylabel("mean update rank (% of maximum)")
-    ax.set_title("Update rank by module group")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("run")
+    ax.set_title("Mean update rank (% of the maximum) by module group")
+    fig.colorbar(image, ax=ax, label="mean update rank (% of maximum)")
     return fig
 
 
@@ -376,6 +380,26 @@ FIGURES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+def representative_layers(layers: pd.DataFrame | None, sparsity: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The layers table with its runs reordered so the figure's first panels are telling: the first run of
+    each algorithm (in ALGORITHMS order), then the others (the figure says how many it left out)."""
+    if not _has(layers, ["run"]) or not _has(sparsity, ["run", "algorithm"]):
+        return layers
+    present = set(layers["run"].astype(str))
+    runs = [r for r in sparsity.sort_values("run")["run"].astype(str) if r in present]
+    algorithm = dict(zip(sparsity["run"].astype(str), sparsity["algorithm"].astype(str)))
+    order = {a: i for i, a in enumerate(ALGORITHMS)}
+    first = {}
+    for run in runs:
+        first.setdefault(algorithm[run], run)
+    chosen = sorted(first.values(), key=lambda r: order.get(algorithm[r], len(order)))
+    chosen += [r for r in runs if r not in chosen]
+    chosen += sorted(present - set(chosen))
+    out = layers.copy()
+    out["run"] = pd.Categorical(out["run"].astype(str), categories=chosen, ordered=True)
+    return out.sort_values("run", kind="stable").assign(run=lambda d: d["run"].astype(str))
+
+
 def draw(name: str, tables: dict[str, pd.DataFrame], runs: list[str]) -> Figure:
     """Figure `name` from its tables; `runs` is the config's full run list (colours stay fixed per run). A
     figure whose data this configuration did not produce is a placeholder saying so."""
@@ -386,7 +410,7 @@ def draw(name: str, tables: dict[str, pd.DataFrame], runs: list[str]) -> Figure:
         "sparsity_vs_tolerance": lambda: sparsity_vs_tolerance(tables.get("sparsity"), colours),
         "overlap": lambda: overlap_heatmap(tables.get("overlap"), regimes),
         "accuracy": lambda: accuracy_bars(tables.get("subnetwork"), tables.get("sparsity"), colours),
-        "layers": lambda: layers_heatmap(tables.get("layers")),
+        "layers": lambda: layers_heatmap(representative_layers(tables.get("layers"), tables.get("sparsity"))),
         "dynamics": lambda: dynamics_lines(tables.get("dynamics"), colours),
         "precision": lambda: precision_lines(tables.get("precision")),
         "rank": lambda: rank_bars(tables.get("rank"), colours),

@@ -169,6 +169,7 @@ TITLES = {"sparsity": "Update sparsity (% of entries unchanged)", "subnetwork": 
           "overlap": "Overlap of updated entries between runs (%)",
           "rank": "Update rank by module group (mean rank as % of the maximum; stable and effective rank)",
           "layers": "Sparsity (%) by layer and module",
+          "pairs_layers": "Sparsity (%) of the public checkpoint pairs by layer and module",
           "algorithms": "Accuracy gain and sparsity per algorithm (mean over its runs, per regime)",
           "ablations": "Ablations: KL penalty and gradient clipping (runs matched in every other setting)",
           "precision": "Sparsity with fp32 vs bf16 weights (runs matched in every other setting)",

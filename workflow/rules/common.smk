@@ -206,6 +206,7 @@ CATEGORY = {
     "ablations": "7. Data and ablations",
     "precision": "7. Data and ablations",
     "pairs": "8. Checkpoint pairs",
+    "pairs_layers": "8. Checkpoint pairs",
 }
 
 
@@ -226,7 +227,7 @@ def table_outputs(*names):
 
 def final_tables():
     tables = ["sparsity", "subnetwork", "overlap", "rank", "layers", *COMPARISON_TABLES] if RUNS else []
-    tables += ["pairs"] if PAIRS else []
+    tables += ["pairs", "pairs_layers"] if PAIRS else []
     return expand("results/tables/{table}.{ext}", table=tables, ext=["md", "csv", "tex"])
 
 

@@ -30,10 +30,11 @@ rule pairs_table:
         diffs=expand("results/diff/pairs/{name}.parquet", name=PAIRS),
         downloads=expand("results/downloads/{download}.json", download=sorted(DOWNLOADS)),
     output:
-        **table_outputs("pairs"),
+        **table_outputs("pairs", "pairs_layers"),
     params:
         code=code("pairs_table.py"),
         pairs=config.get("checkpoint_pairs", {}),
+        criterion=config["analyses"]["criterion"],
     conda:
         "../../envs/subnet-rl.yaml"
     log:

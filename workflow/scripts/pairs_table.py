@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 
 from subnet_rl.jobs import snakemake_job
-from subnet_rl.tables import pairs_table, write_table
+from subnet_rl.tables import TITLES, layers_table, pairs_table, write_table
 
 with snakemake_job(snakemake):
     diffs = {Path(p).stem: pd.read_parquet(p) for p in snakemake.input.diffs}
@@ -13,3 +13,5 @@ with snakemake_job(snakemake):
     out = snakemake.output
     write_table(table, out.pairs_md, out.pairs_csv, "Update sparsity of public checkpoint pairs (%): ours beside the "
                 "paper's", out.pairs_tex)
+    write_table(layers_table(diffs, snakemake.params.criterion), out.pairs_layers_md, out.pairs_layers_csv,
+                TITLES["pairs_layers"], out.pairs_layers_tex)
