@@ -183,22 +183,23 @@ def test_grpo_loss_type_and_iterations_reach_trl_and_the_record(setup, tmp_path,
     assert any(not torch.equal(after[n], start[n]) for n in start)  # it trained
 
 
-@pytest.mark.parametrize("algorithm", ["grpo", "dpo"])
+@pytest.mark.parametrize("algorithm", ["grpo", "dpo", "kto"])
 def test_the_same_seed_gives_bit_identical_masks_on_cpu(setup, algorithm):
     """Two runs of one spec (sampling included, for GRPO) give the same checkpoint bits, so the same mask;
-    a different seed gives a different GRPO mask (the check can fail)."""
+    another seed gives another run (KTO too, whose trainer reads data in order: the seed shuffles it)."""
     from subnet_rl.diff import Criterion
     from subnet_rl.mask_extraction import extract_masks
 
     root, train_data, _, _ = setup
-    pairs = train_data if algorithm == "dpo" else None
-    masks = []
+    pairs = train_data if ALGORITHMS[algorithm].reads_pairs else None
+    masks, weights = [], []
     for attempt, seed in enumerate([3, 3, 4]):
         out = root / f"seed-{algorithm}-{attempt}"
         train(RunSpec(**{**_spec(algorithm).as_dict(), "seed": seed, "weight_decay": 0.0}),
               root / "start", train_data, out, pairs=pairs)
-        extract_masks(root / "start", out, Criterion.parse("tol=1e-05"), root / f"mask-{algorithm}-{attempt}.safetensors")
-        masks.append((root / f"mask-{algorithm}-{attempt}.safetensors").read_bytes())
-    assert masks[0] == masks[1]
-    if algorithm == "grpo":
-        assert masks[0] != masks[2]
+        mask = root / f"mask-{algorithm}-{attempt}.safetensors"
+        extract_masks(root / "start", out, Criterion.parse("tol=1e-05"), mask)
+        masks.append(mask.read_bytes())
+        weights.append((out / "model.safetensors").read_bytes())
+    assert masks[0] == masks[1] and weights[0] == weights[1]
+    assert weights[0] != weights[2]

@@ -117,8 +117,15 @@ def _dpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
 
 
 def _kto(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
-    """KTO on the pairs, which TRL unpairs (chosen: desirable, rejected: undesirable)."""
+    """KTO on the pairs, which TRL unpairs (chosen: desirable, rejected: undesirable).
+
+    TRL's KTO reads its data in order (`train_sampling_strategy: sequential`: its KL estimate pairs each
+    example with its batch neighbours), so the seed would not reach the data order and two seeds would be
+    one run, bit for bit (measured); the pairs are shuffled with the run's seed first.
+    """
     from trl import KTOConfig, KTOTrainer
+
+    df = df.sample(frac=1.0, random_state=spec.seed).reset_index(drop=True)
 
     args = KTOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=spec.max_length, **common)
     return KTOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS),
