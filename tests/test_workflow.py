@@ -117,7 +117,8 @@ def test_changing_one_lr_reruns_only_that_run_and_its_dependents(completed_run, 
         "results/checkpoints/subnet/grpo-a", "results/diff/full/grpo-a.parquet",
         "results/eval/addition/full/grpo-a.parquet", "results/overlap/pairs.parquet",
     } <= planned
-    unrelated = {p for p in planned if "grpo-a" not in p and not p.startswith(("results/overlap/", "results/tables/"))}
+    downstream = ("results/overlap/", "results/tables/", "results/figures/", "results/findings.")
+    unrelated = {p for p in planned if "grpo-a" not in p and not p.startswith(downstream)}
     assert not unrelated, f"jobs outside grpo-a's downstream were planned: {sorted(unrelated)}"
 
 
@@ -223,6 +224,10 @@ def test_findings_follow_the_tables(completed_run, tmp_path):
     subnet["accuracy_subnetwork"] = 50.0
     subnet.to_csv(tables / "subnetwork.csv", index=False)
 
+    # A figure reruns only when its data does: those reading the edited tables, not the others.
+    planned = planned_outputs(snakemake(work, "-n").stdout)
+    assert {Path(p).stem for p in planned if p.startswith("results/figures/")} == {
+        "sparsity_vs_tolerance", "overlap", "accuracy", "layers"}
     result = snakemake(work, "results/findings.csv")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rule findings" in result.stdout + result.stderr and "rule tables" not in result.stdout + result.stderr

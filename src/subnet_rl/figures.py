@@ -373,7 +373,7 @@ FIGURES: dict[str, tuple[tuple[str, ...], str]] = {
     "sparsity_vs_tolerance": (("sparsity",), "Sparsity vs tolerance"),
     "overlap": (("overlap", "sparsity"), "Overlap of updated entries"),
     "accuracy": (("subnetwork", "sparsity"), "Accuracy: start, full, subnetwork"),
-    "layers": (("layers",), "Sparsity by layer and module"),
+    "layers": (("layers", "sparsity"), "Sparsity by layer and module"),
     "dynamics": (("dynamics",), "Training dynamics"),
     "precision": (("precision",), "Sparsity vs learning rate, fp32 vs bf16"),
     "rank": (("rank",), "Update rank by module group"),
