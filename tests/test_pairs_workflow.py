@@ -4,6 +4,7 @@ download -> diff -> table chain against a pre-populated hub cache."""
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -76,7 +77,9 @@ def test_pairs_run_offline_from_a_hub_cache(tmp_path):
     # Where the pairs' updates land (Fig. 3), per layer and module, under the headline criterion.
     layers = pd.read_csv(tmp_path / "results" / "tables" / "pairs_layers.csv")
     assert {"tuned", "resized", "resized-rows"} <= set(layers["run"])
-    assert layers.drop(columns=["run", "layer"]).stack().between(0, 100).all()
+    values = layers.drop(columns=["run", "layer"]).to_numpy(dtype=float).ravel()
+    values = values[~np.isnan(values)]
+    assert len(values) > 0 and ((values >= 0) & (values <= 100)).all()
 
 
 def test_paper_training_config_dag_is_complete_requests_gpus_and_downloads_nothing(tmp_path):
