@@ -172,31 +172,40 @@ def _matched_control(tables: dict[str, pd.DataFrame], column: str, t: float) -> 
     return (FAILS if failed else HOLDS), head + _listing(failed + passed)
 
 
-def _subnetwork_recovers(tables: dict[str, pd.DataFrame], column: str, t: float) -> Verdict:
-    why = _missing(tables, "subnetwork", ["run", "accuracy_full", "accuracy_subnetwork"])
+def _subnetwork_rows(tables: dict[str, pd.DataFrame], columns: list[str], empty: str) -> tuple[pd.DataFrame | None, str]:
+    """The subnetwork table's runs with a number in every one of `columns`, or None and why not."""
+    why = _missing(tables, "subnetwork", ["run", *columns])
     if why:
+        return None, why
+    df = _rows(tables, "subnetwork", columns)
+    return (None, empty) if df.empty else (df, "")
+
+
+def _per_run_verdict(ok: pd.Series, items: list[str], what: str) -> Verdict:
+    """Holds when every run passes; the evidence lists the failing runs first."""
+    listed = [item for item, _ in sorted(zip(items, ok), key=lambda x: x[1])]
+    return (HOLDS if ok.all() else FAILS), f"{int(ok.sum())}/{len(ok)} runs {what}: " + _listing(listed)
+
+
+def _subnetwork_recovers(tables: dict[str, pd.DataFrame], column: str, t: float) -> Verdict:
+    df, why = _subnetwork_rows(tables, ["accuracy_full", "accuracy_subnetwork"], "no subnetwork run with both accuracies")
+    if df is None:
         return NOT_MEASURED, why
-    df = _rows(tables, "subnetwork", ["accuracy_full", "accuracy_subnetwork"])
-    if df.empty:
-        return NOT_MEASURED, "no subnetwork run with both accuracies"
     gap = df["accuracy_subnetwork"] - df["accuracy_full"]
-    ok = (gap.abs() <= t) | (gap >= 0)
     items = [f"{r.run} full {_p(r.accuracy_full)}, subnetwork {_p(r.accuracy_subnetwork)} ({g:+.2f} points)"
-             for r, g, k in sorted(zip(df.itertuples(index=False), gap, ok), key=lambda x: x[2])]
-    return (HOLDS if ok.all() else FAILS), f"{int(ok.sum())}/{len(df)} runs recover: " + _listing(items)
+             for r, g in zip(df.itertuples(index=False), gap)]
+    return _per_run_verdict((gap.abs() <= t) | (gap >= 0), items, "recover")
 
 
 def _mask_beats_random(tables: dict[str, pd.DataFrame], column: str, t: float) -> Verdict:
-    why = _missing(tables, "subnetwork", ["run", "accuracy_subnetwork", "accuracy_random_same"])
-    if why:
+    df, why = _subnetwork_rows(tables, ["accuracy_subnetwork", "accuracy_random_same"],
+                               "no run with both the subnetwork and the same-density random mask scored")
+    if df is None:
         return NOT_MEASURED, why
-    df = _rows(tables, "subnetwork", ["accuracy_subnetwork", "accuracy_random_same"])
-    if df.empty:
-        return NOT_MEASURED, "no run with both the subnetwork and the same-density random mask scored"
     ok = df["accuracy_subnetwork"] > df["accuracy_random_same"] + t
     items = [f"{r.run} subnetwork {_p(r.accuracy_subnetwork)} {'>' if k else '<='} random {_p(r.accuracy_random_same)}"
-             for r, k in sorted(zip(df.itertuples(index=False), ok), key=lambda x: x[1])]
-    return (HOLDS if ok.all() else FAILS), f"{int(ok.sum())}/{len(df)} runs beat random: " + _listing(items)
+             for r, k in zip(df.itertuples(index=False), ok)]
+    return _per_run_verdict(ok, items, "beat random")
 
 
 def _subnetwork_same_weights(tables: dict[str, pd.DataFrame], column: str, t: float) -> Verdict:
