@@ -189,6 +189,7 @@ def test_html_report_opens_in_a_browser_with_findings_first_and_every_figure(com
     dom = headless(browser, report.as_uri(), "--dump-dom").stdout
     menu = [m for m in ("1. Findings", "2. Sparsity", "3. Subnetwork", "4. Overlap") if m in dom]
     assert menu == ["1. Findings", "2. Sparsity", "3. Subnetwork", "4. Overlap"], dom[:2000]
+    assert "Start with" in dom and "showCategory('1.%20Findings')" in dom  # the landing page points there
     html = report.read_text()
     figures = sorted((completed_run / "results" / "figures").glob("*.png"))
     assert {f.stem for f in figures} == {"sparsity_vs_tolerance", "overlap", "accuracy", "layers", "dynamics",
