@@ -29,7 +29,8 @@ def changed_entries(before: str | os.PathLike, after: str | os.PathLike, criteri
 
 
 def snapshots_of(checkpoint: str | os.PathLike, folder: str = "snapshots") -> list[tuple[int, Path]]:
-    """(step, path) of a run's snapshots, in step order (folders named step-NNNNNN)."""
+    """(step, path) of a run's snapshots, in step order: the folders step-NNNNNN that training writes under
+    the checkpoint's `snapshots/` (`training.SNAPSHOTS`, not imported: the analyses do not load torch)."""
     root = Path(checkpoint) / folder
     found = [(int(p.name.removeprefix("step-")), p) for p in root.glob("step-*") if p.is_dir()] if root.is_dir() else []
     return sorted(found)

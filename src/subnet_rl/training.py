@@ -108,8 +108,8 @@ def snapshot_name(step: int) -> str:
     return f"step-{step:06d}"
 
 
-def _within_lengths(spec: RunSpec, tokenizer, df: pd.DataFrame, algorithm: str) -> tuple[pd.DataFrame, int]:
-    kept, dropped = enforce_lengths(df, tokenizer, algorithm, spec.max_prompt_length, spec.max_length,
+def _within_lengths(spec: RunSpec, tokenizer, df: pd.DataFrame, data: str) -> tuple[pd.DataFrame, int]:
+    kept, dropped = enforce_lengths(df, tokenizer, data, spec.max_prompt_length, spec.max_length,
                                     spec.drop_overlong, spec.dataset, spec.name)
     if dropped:
         print(f"drop_overlong: dropped {dropped} of {len(df)} rows of {spec.dataset!r} over the length limits "
