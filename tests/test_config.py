@@ -180,3 +180,17 @@ def test_a_hub_start_model_under_models_keeps_the_hub_reachable(monkeypatch, tmp
     assert "HF_HUB_OFFLINE" not in os.environ
     configure_hub_environment(local)
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_the_config_schema_offers_exactly_the_registered_algorithms():
+    """An algorithm added to the registry is usable from the config, and each has a defaults section."""
+    from pathlib import Path
+
+    import yaml
+
+    from subnet_rl.algorithms import ALGORITHMS
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    run = schema["properties"]["runs"]["additionalProperties"]["properties"]
+    assert sorted(run["algorithm"]["enum"]) == sorted(ALGORITHMS)
+    assert set(ALGORITHMS) <= set(schema["properties"])
