@@ -44,16 +44,6 @@ def algorithm_colours(algorithms: list[str] = ()) -> dict[str, str]:
     return {a: OKABE_ITO[i % len(OKABE_ITO)] for i, a in enumerate(known)}
 
 
-def all_runs(tables: dict[str, pd.DataFrame]) -> list[str]:
-    """Every run named in any table (columns run, run_1, run_2), sorted: the list to give `run_colours`."""
-    runs: set[str] = set()
-    for df in tables.values():
-        for column in ("run", "run_1", "run_2"):
-            if column in df:
-                runs.update(str(r) for r in df[column].dropna())
-    return sorted(runs)
-
-
 def _colour(run: str, colours: dict[str, str]) -> str:
     if run not in colours:
         raise ValueError(f"run {run!r} has no colour: build colours with run_colours() from the full run list")

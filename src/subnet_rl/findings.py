@@ -18,7 +18,6 @@ import pandas as pd
 from .atomic import write_text
 
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
-VERDICTS = (HOLDS, FAILS, NOT_MEASURED)
 COLUMNS = ["claim", "verdict", "evidence", "threshold"]
 #: the SFT control trained from random initialisation: not a control of any RL run, but an SFT run.
 SFT_FROM_INIT = "sft-from-init"
