@@ -68,6 +68,10 @@ def _sft(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
     return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, callbacks=callbacks)
 
 
+#: what online algorithms read: prompts, and the answers their reward scores samples against.
+PROMPT_COLUMNS = ["prompt", "answer"]
+
+
 def _sampling(spec: RunSpec) -> dict:
     """Group-sampling settings shared by GRPO and RLOO (batch_size prompts x num_generations completions)."""
     return dict(per_device_train_batch_size=spec.batch_size * spec.num_generations,
@@ -79,7 +83,7 @@ def _grpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
     from trl import GRPOConfig, GRPOTrainer
 
     args = GRPOConfig(loss_type=spec.grpo_loss_type, **_sampling(spec), **common)
-    return GRPOTrainer(model=model, reward_funcs=_reward(spec), args=args, train_dataset=_dataset(df, ["prompt", "answer"]),
+    return GRPOTrainer(model=model, reward_funcs=_reward(spec), args=args, train_dataset=_dataset(df, PROMPT_COLUMNS),
                        processing_class=tokenizer, callbacks=callbacks)
 
 
@@ -87,7 +91,7 @@ def _rloo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
     from trl import RLOOConfig, RLOOTrainer
 
     args = RLOOConfig(**_sampling(spec), **common)
-    return RLOOTrainer(model=model, reward_funcs=_reward(spec), args=args, train_dataset=_dataset(df, ["prompt", "answer"]),
+    return RLOOTrainer(model=model, reward_funcs=_reward(spec), args=args, train_dataset=_dataset(df, PROMPT_COLUMNS),
                        processing_class=tokenizer, callbacks=callbacks)
 
 
@@ -99,7 +103,7 @@ def _online_dpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: li
                            max_new_tokens=spec.max_new_tokens, max_length=spec.max_length,
                            temperature=spec.temperature, **common)
     return OnlineDPOTrainer(model=model, reward_funcs=[_reward(spec)], args=args,
-                            train_dataset=_dataset(df, ["prompt", "answer"]), processing_class=tokenizer,
+                            train_dataset=_dataset(df, PROMPT_COLUMNS), processing_class=tokenizer,
                             callbacks=callbacks)
 
 
@@ -126,8 +130,8 @@ def _kto(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
     from trl import KTOConfig, KTOTrainer
 
     df = df.sample(frac=1.0, random_state=spec.seed).reset_index(drop=True)
-
-    args = KTOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=spec.max_length, **common)
+    args = KTOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta, max_length=spec.max_length,
+                     **common)
     return KTOTrainer(model=model, args=args, train_dataset=_dataset(df, PAIR_COLUMNS),
                       processing_class=without_added_bos(tokenizer), callbacks=callbacks)
 
