@@ -30,11 +30,10 @@ def matched_groups(specs: dict[str, dict[str, Any]], knob: str) -> list[list[str
 
 
 def _run_rows(sparsity: pd.DataFrame, criterion: str) -> dict[str, dict]:
-    rows = sparsity.set_index("run").to_dict("index")
     column = f"sparsity {criterion}"
     if sparsity.empty or column not in sparsity:
         return {}
-    return {run: {**row, "sparsity": row[column]} for run, row in rows.items()}
+    return {run: {**row, "sparsity": row[column]} for run, row in sparsity.set_index("run").to_dict("index").items()}
 
 
 def ablation_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str,

@@ -46,7 +46,8 @@ def training_dynamics(start: str | os.PathLike, checkpoints: list[tuple[int, str
     for step, path in checkpoints:
         changed = changed_entries(start, path, criterion)
         ever = changed.copy() if ever is None else ever | changed
-        moved = changed_entries(previous, path, criterion)
+        # Against the start for the first checkpoint: that comparison was just made.
+        moved = changed if previous == start else changed_entries(previous, path, criterion)
         rows.append({"step": step, "sparsity": 100.0 * (1 - changed.mean()),
                      "changed_since_previous": 100.0 * moved.mean()})
         previous = path

@@ -43,10 +43,9 @@ def off_policy_pairs(on_policy: pd.DataFrame, references: list[str], task: Task)
     """The on-policy pairs' prompts with text the policy does not produce: chosen = the prompt's reference
     answer in the task's off-policy form, rejected = another reference answer (from `references`, the train
     split's, taken in turn) that is not a right answer to it, in that form."""
-    rows = []
+    rows, n = [], len(references)
     for i, (prompt, answer) in enumerate(zip(on_policy["prompt"], on_policy["answer"], strict=True)):
-        start = (i + 1) % len(references)
-        ordered = references[start:] + references[:start]
+        ordered = (references[(i + 1 + k) % n] for k in range(n))  # from the next one on, wrapping around
         other = next((a for a in ordered if task.gold(a) != task.gold(answer)), None)
         if other is not None:
             rows.append({"prompt": prompt, "answer": answer,

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pandas as pd
 
 from subnet_rl.comparisons import ablation_table, algorithms_table, data_table, precision_table

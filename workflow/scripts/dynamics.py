@@ -1,3 +1,5 @@
+import pandas as pd
+
 from subnet_rl.atomic import write_parquet
 from subnet_rl.diff import Criterion
 from subnet_rl.dynamics import snapshots_of, training_dynamics
@@ -9,4 +11,4 @@ with snakemake_job(snakemake):
     steps, split = training_dynamics(snakemake.input.start, points, Criterion.parse(p.criterion))
     print(f"{len(points)} checkpoints; never {split['never']:.2f}%, back {split['back']:.2f}%, final {split['final']:.2f}%")
     write_parquet(steps, snakemake.output.steps)
-    write_parquet(steps.iloc[:0, :0].assign(**{k: [v] for k, v in split.items()}), snakemake.output.split)
+    write_parquet(pd.DataFrame([split]), snakemake.output.split)
