@@ -31,7 +31,7 @@ def slurm(tmp_path_factory):
 
 def test_profile_runs_jobs_on_slurm_with_gpu_requests(slurm, tmp_path):
     config = yaml.safe_load(TEST_CONFIG.read_text())
-    config["resources"] = {"train": {"gpu": 1, "mem_mb": 2000, "runtime": 10}}
+    config["resources"] = {"train": {"gpu": 1, "mem_mb": 2000, "runtime": 10, "cpu_processes": True}}
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     cmd = ["timeout", "-k", "30", "500", str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"),

@@ -151,7 +151,8 @@ def test_two_process_ddp_subnetwork_run(setup, tmp_path):
 
     root, train_data, start, masks = setup
     out = tmp_path / "ddp"
-    train_job(_spec("sft"), root / "start", train_data, out, mask=root / "mask.safetensors", processes=2)
+    train_job(_spec("sft"), root / "start", train_data, out, mask=root / "mask.safetensors", processes=2,
+              cpu_processes=True)
     record = json.loads((out / "training.json").read_text())
     assert record["environment"]["world_size"] == 2
     assert moved_inside_frozen_identical(out, start, masks) > 0

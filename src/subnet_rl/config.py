@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .algorithms import get_algorithm
+from .hub_refs import check_hub_refs
 from .tasks import default_reward, get_task
 
 #: the name of the config's `model` among the start checkpoints (others are named under `models`).
@@ -137,6 +138,7 @@ def coerce_scientific_notation(node: Any) -> Any:
 
 def check_references(config: dict[str, Any]) -> None:
     """Cross-field checks a JSON schema cannot express; each error names the key and the fix."""
+    check_hub_refs(config)
     datasets = config.get("datasets", {})
     for name, dataset in datasets.items():
         _check_dataset(name, dataset)

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
+from .hub_refs import download_slug
+
 
 @contextmanager
 def snakemake_job(snakemake) -> Iterator[None]:
@@ -42,12 +44,6 @@ def configure_hub_environment(config: dict) -> None:
     if not uses_hub:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
-
-
-def download_slug(ref: dict) -> str:
-    """File-name-safe id of a hub model at a revision: org--name, or org--name@revision."""
-    slug = ref["name"].replace("/", "--")
-    return f"{slug}@{ref['revision']}" if ref.get("revision") else slug
 
 
 def hub_downloads(config: dict) -> dict[str, dict]:

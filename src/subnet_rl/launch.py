@@ -2,8 +2,8 @@
 
 The workflow asks for `resources.train.gpu` GPUs; with more than one it starts this module under
 `accelerate launch --multi_gpu --num_processes N`, each process trains its share of every batch and the
-first one writes the checkpoint. On a machine without GPUs the same launch runs N CPU processes (gloo),
-which is how it is tested. FSDP and ZeRO-3 are refused for subnetwork runs (see `subnetwork`).
+first one writes the checkpoint. On a machine without GPUs the same launch runs N CPU processes (gloo)
+only when `resources.train.cpu_processes` asks for it, which is how it is tested. FSDP and ZeRO-3 are refused for subnetwork runs (see `subnetwork`).
 """
 
 from __future__ import annotations
@@ -40,9 +40,33 @@ def launch_command(processes: int, spec_file: PathLike, start: PathLike, train_d
     return command
 
 
+def check_gpus(asked: int, cpu_processes: bool = False, available: int | None = None) -> None:
+    """Refuse a job that asks for more GPUs than this machine shows, unless CPU processes were asked for.
+
+    Without the check, `gpu: 2` on a machine without GPUs trains two CPU processes without a word, and
+    (measured) 98% of the weights end up different from the one-process run the user thought they had.
+    """
+    if asked <= 0 or cpu_processes:
+        return
+    if available is None:
+        import torch
+
+        available = torch.cuda.device_count()
+    if asked > available:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise RuntimeError(
+            f"resources.train.gpu asks for {asked} GPU(s) and this machine shows {available}"
+            + (f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else "")
+            + ": run where the GPUs are (e.g. `--profile slurm`), ask for fewer, or set "
+            "`resources.train.cpu_processes: true` to train in that many CPU processes (gloo) on purpose")
+
+
 def train_job(spec: RunSpec, start: PathLike, train_data: PathLike, out_dir: PathLike, pairs: PathLike | None = None,
-              mask: PathLike | None = None, processes: int = 1) -> None:
-    """Train in this process (processes <= 1) or in `processes` DDP processes started by accelerate."""
+              mask: PathLike | None = None, processes: int = 1, cpu_processes: bool = False) -> None:
+    """Train in this process (processes <= 1) or in `processes` DDP processes started by accelerate.
+
+    `processes` is the job's GPU count; more than the machine shows is an error unless `cpu_processes`."""
+    check_gpus(processes, cpu_processes)
     if processes <= 1:
         from .training import train
 

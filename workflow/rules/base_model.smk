@@ -57,6 +57,7 @@ if WARMUP:
         params:
             code=code("warmup.py"),
             spec=config["model"]["warmup"],
+            cpu_processes=resource("train", "cpu_processes", False),
         threads: resource("train", "threads", 1)
         resources:
             gpu=resource("train", "gpu", 0),

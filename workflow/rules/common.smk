@@ -14,11 +14,14 @@ from subnet_rl.config import (
     sort_keys_in_place,
 )
 from subnet_rl.code_version import code_hash
+from subnet_rl.config_files import check_config_files
 from subnet_rl.diff import canonical_label, diff_labels
 from subnet_rl.figures import FIGURES
 from subnet_rl.tables import COMPARISON_TABLES
 from subnet_rl.jobs import configure_hub_environment, download_slug, hub_downloads
 
+# Snakemake's YAML loader keeps the last of two equal keys: a run pasted twice would silently be one.
+check_config_files(workflow.configfiles)
 coerce_scientific_notation(config)
 
 

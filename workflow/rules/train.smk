@@ -6,6 +6,7 @@ rule train_full:
     params:
         code=code("train.py"),
         spec=lambda wildcards: run_spec(wildcards.run).as_dict(),
+        cpu_processes=resource("train", "cpu_processes", False),
     threads: resource("train", "threads", 1)
     resources:
         gpu=resource("train", "gpu", 0),
@@ -30,6 +31,7 @@ rule train_subnetwork:
     params:
         code=code("train.py"),
         spec=lambda wildcards: run_spec(wildcards.run).as_dict(),
+        cpu_processes=resource("train", "cpu_processes", False),
     threads: resource("train", "threads", 1)
     resources:
         gpu=resource("train", "gpu", 0),
@@ -54,6 +56,7 @@ rule train_random_subnetwork:
     params:
         code=code("train.py"),
         spec=lambda wildcards: run_spec(wildcards.run).as_dict(),
+        cpu_processes=resource("train", "cpu_processes", False),
     threads: resource("train", "threads", 1)
     resources:
         gpu=resource("train", "gpu", 0),

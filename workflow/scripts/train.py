@@ -6,4 +6,4 @@ with snakemake_job(snakemake):
     spec = RunSpec(**snakemake.params.spec)
     train_job(spec, snakemake.input.start, snakemake.input.train, snakemake.output[0],
               pairs=snakemake.input.get("pairs"), mask=snakemake.input.get("mask"),
-              processes=snakemake.resources.gpu)
+              processes=snakemake.resources.gpu, cpu_processes=snakemake.params.cpu_processes)

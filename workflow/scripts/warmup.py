@@ -4,4 +4,5 @@ from subnet_rl.launch import train_job
 
 with snakemake_job(snakemake):
     spec = WarmupSpec(**snakemake.params.spec).as_run()
-    train_job(spec, snakemake.input.init, snakemake.input.train, snakemake.output[0], processes=snakemake.resources.gpu)
+    train_job(spec, snakemake.input.init, snakemake.input.train, snakemake.output[0], processes=snakemake.resources.gpu,
+              cpu_processes=snakemake.params.cpu_processes)
