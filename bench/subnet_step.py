@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--weight-decay", type=float, default=0.1,
+                        help="AdamW's; 0 keeps no start copies (masks alone: 1 byte per parameter)")
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -66,8 +68,8 @@ def main() -> None:
         subnet = SubnetworkMask(masked, MaskFile(Path(tmp) / "mask.safetensors"))  # built on the CPU, as in training
     full.to(device)
     masked.to(device)
-    subnet.follow_devices()
-    optimizers = [torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=0.1) for m in (full, masked)]
+    optimizers = [torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=args.weight_decay) for m in (full, masked)]
+    subnet.bind(masked, optimizers[1])  # what the Trainer's on_train_begin does
     batch = torch.randint(0, 32000, (args.batch, args.seq), generator=generator).to(device)
     times: dict[str, list[float]] = {"full": [], "masked": []}
     for i in range(args.steps + 2):
@@ -80,6 +82,8 @@ def main() -> None:
     print(json.dumps({
         "full_s": round(full_s, 4), "masked_s": round(masked_s, 4), "ratio": round(masked_s / full_s, 3),
         "params": sum(p.numel() for p in full.parameters()), "trainable": args.trainable,
+        "weight_decay": args.weight_decay,
+        "mask_bytes_per_param": round(subnet.state_bytes() / sum(p.numel() for p in masked.parameters()), 3),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "batch": [args.batch, args.seq], "steps": args.steps,
         "torch": torch.__version__,

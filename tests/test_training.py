@@ -46,8 +46,8 @@ def moved_inside_frozen_identical(checkpoint, start, masks) -> int:
 
 def _spec(algorithm, **kw):
     # Large lr and weight decay: without the mask, every entry would move.
-    return RunSpec(name=f"t-{algorithm}", algorithm=algorithm, lr=1e-2, steps=3, seed=0, dataset="d",
-                   batch_size=4, num_generations=4, weight_decay=0.1, **kw)
+    return RunSpec(**{"name": f"t-{algorithm}", "algorithm": algorithm, "lr": 1e-2, "steps": 3, "seed": 0,
+                      "dataset": "d", "batch_size": 4, "num_generations": 4, "weight_decay": 0.1, **kw})
 
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
@@ -158,9 +158,37 @@ def test_two_process_ddp_subnetwork_run(setup, tmp_path):
     assert moved_inside_frozen_identical(out, start, masks) > 0
 
 
+@pytest.mark.parametrize("algorithm", ["sft", "grpo"])
+def test_without_weight_decay_masks_cost_one_byte_per_parameter_and_change_nothing(setup, tmp_path, monkeypatch,
+                                                                                   algorithm):
+    """weight_decay 0: a zero-gradient entry never moves under AdamW, so no start copy is kept (1 byte per
+    parameter, the bool mask); the run is bit-identical to one that keeps and restores start copies."""
+    from subnet_rl.subnetwork import SubnetworkMask
+
+    root, train_data, start, masks = setup
+    spec = _spec(algorithm, weight_decay=0.0)
+    lean = train(spec, root / "start", train_data, tmp_path / "lean", mask=root / "mask.safetensors")
+    assert lean["subnetwork"]["mask_state_bytes"] == lean["subnetwork"]["total"]
+    assert moved_inside_frozen_identical(tmp_path / "lean", start, masks) > 0
+    # The same run keeping a start copy of every parameter and restoring frozen entries after each step.
+    monkeypatch.setattr(SubnetworkMask, "on_train_begin",
+                        lambda self, args, state, control, model=None, **kw: self.bind(model, None))
+    copies = train(spec, root / "start", train_data, tmp_path / "copies", mask=root / "mask.safetensors")
+    assert copies["subnetwork"]["mask_state_bytes"] == 5 * copies["subnetwork"]["total"]  # bool + fp32 copy
+    assert (tmp_path / "lean" / "model.safetensors").read_bytes() == (tmp_path / "copies" / "model.safetensors").read_bytes()
+
+
+def test_with_weight_decay_start_copies_are_kept_for_decayed_parameters_only(setup, tmp_path):
+    root, train_data, start, masks = setup
+    summary = train(_spec("sft"), root / "start", train_data, tmp_path / "wd", mask=root / "mask.safetensors")
+    total, state = summary["subnetwork"]["total"], summary["subnetwork"]["mask_state_bytes"]
+    assert total < state < 5 * total  # norms are not decayed by the Trainer: no copy of them
+    assert moved_inside_frozen_identical(tmp_path / "wd", start, masks) > 0
+
+
 @pytest.mark.parametrize("env", [{"ACCELERATE_USE_FSDP": "true"},
                                  {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}])
-def test_sharded_parameters_are_refused_for_subnetwork_runs(setup, monkeypatch, env):
+def test_flattened_parameters_are_refused_for_subnetwork_runs(setup, monkeypatch, env):
     from subnet_rl.masks import MaskFile
     from subnet_rl.models import load_checkpoint
     from subnet_rl.subnetwork import SubnetworkMask
@@ -169,8 +197,11 @@ def test_sharded_parameters_are_refused_for_subnetwork_runs(setup, monkeypatch, 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     model, _ = load_checkpoint(root / "start")
-    with pytest.raises(ValueError, match="FSDP and DeepSpeed ZeRO-3"):
+    with pytest.raises(ValueError, match="FSDP1 and DeepSpeed ZeRO-3"):
         SubnetworkMask(model, MaskFile(root / "mask.safetensors"))
+    if env.get("ACCELERATE_USE_FSDP"):  # FSDP2 keeps per-parameter DTensors: accepted
+        monkeypatch.setenv("FSDP_VERSION", "2")
+        assert SubnetworkMask(model, MaskFile(root / "mask.safetensors")).trainable > 0
 
 
 @pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "bnpo"])

@@ -160,7 +160,8 @@ def _summary(spec: RunSpec, trainer, subnet: SubnetworkMask | None, dropped: int
         "run": spec.as_dict(),
         "dropped_overlong": dropped,
         "environment": environment(trainer.args, spec),
-        "subnetwork": None if subnet is None else {"trainable": subnet.trainable, "total": subnet.total},
+        "subnetwork": None if subnet is None else {"trainable": subnet.trainable, "total": subnet.total,
+                                                   "mask_state_bytes": subnet.state_bytes()},
         "log_history": trainer.state.log_history,
     }
     return summary

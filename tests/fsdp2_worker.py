@@ -1,0 +1,82 @@
+"""One rank of the torch-level FSDP2 subnetwork test (tests/test_fsdp2_masks.py), or the unsharded reference.
+
+Under `torch.distributed.run --nproc_per_node 2` (gloo on CPU): the tiny model is sharded with
+`fully_shard` per decoder layer and at the root, the project's `SubnetworkMask` binds to the sharded
+parameters, and AdamW with gradient clipping takes a few steps, each rank on its own half of every batch.
+Rank 0 gathers the full weights and saves them. Without the launcher (`--reference`), one process takes
+the same steps on whole batches (FSDP2 averages the ranks' gradients: the mean of the two halves' losses).
+"""
+
+import argparse
+import os
+
+import torch
+from safetensors.torch import save_file
+
+from subnet_rl.masks import MaskFile
+from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model
+from subnet_rl.subnetwork import SubnetworkMask
+from subnet_rl.tasks import addition
+
+SPEC = TinyModelSpec(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4, num_kv_heads=2)
+STEPS, HALF, SEQ = 4, 4, 12
+
+
+def batches(vocab: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(123)
+    return [torch.randint(4, vocab, (2 * HALF, SEQ), generator=g) for _ in range(STEPS)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mask", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--reference", action="store_true")
+    parser.add_argument("--no-mask", action="store_true", help="control: the same run without the subnetwork")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    tokenizer = build_char_tokenizer(addition.ALPHABET)
+    model = build_tiny_model(SPEC, tokenizer, seed=0)
+    subnet = None if args.no_mask else SubnetworkMask(model, MaskFile(args.mask))  # built unsharded, as in training
+    rank, world = 0, 1
+    if not args.reference:
+        import torch.distributed as dist
+        from torch.distributed.fsdp import fully_shard
+
+        dist.init_process_group("gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        for layer in model.model.layers:
+            fully_shard(layer)
+        fully_shard(model)
+        assert all(type(p).__name__ == "DTensor" for p in model.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=args.weight_decay)
+    if subnet is not None:
+        subnet.bind(model, optimizer)
+        print(f"rank {rank}: mask state {subnet.state_bytes()} bytes for "
+              f"{sum(p.numel() for p in model.parameters())} parameters", flush=True)
+    for batch in batches(len(tokenizer)):
+        if args.reference:
+            halves = batch.split(HALF)
+            loss = sum(model(input_ids=h, labels=h).loss for h in halves) / len(halves)
+        else:
+            mine = batch.split(HALF)[rank]
+            loss = model(input_ids=mine, labels=mine).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        optimizer.step()
+        if subnet is not None:
+            subnet.restore_frozen()
+        optimizer.zero_grad(set_to_none=True)
+    state = {name: (t.full_tensor() if type(t).__name__ == "DTensor" else t).detach().clone().contiguous()
+             for name, t in model.state_dict().items()}
+    if rank == 0:
+        save_file(state, args.out)
+    if not args.reference:
+        torch.distributed.destroy_process_group()
+    print(f"rank {rank}/{world}: done", flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
