@@ -42,6 +42,8 @@ class RunSpec:
     max_length: int = 64             # SFT/DPO: prompt + completion; longer would cut the answer away
     drop_overlong: bool = False
     save_every: int = 0              # > 0: snapshot every N steps (training dynamics); 0: final only
+    save_steps: int = 0              # > 0: resumable Trainer checkpoint every N steps; 0: none
+    report_to: tuple[str, ...] = ()  # trackers (tensorboard, wandb, trackio); () = none
     # Resolved from the run's datasets (not set in a run entry)
     task: str = "addition"
     reward: str | None = "partial"
@@ -61,6 +63,11 @@ class RunSpec:
     simpo_beta: float = 2.0          # SimPO's beta (reward scale)
     simpo_gamma: float = 0.5         # SimPO's target reward margin
     pairs: str = "on_policy"         # on_policy | off_policy | dataset
+
+    def __post_init__(self):
+        # One spelling of the trackers (a YAML string or list, a JSON list), so equal specs compare equal.
+        trackers = (self.report_to,) if isinstance(self.report_to, str) else tuple(self.report_to)
+        object.__setattr__(self, "report_to", tuple(t for t in trackers if t != "none"))
 
     @classmethod
     def from_config(cls, config: dict[str, Any], name: str) -> "RunSpec":
@@ -159,6 +166,7 @@ def check_references(config: dict[str, Any]) -> None:
                              "leave it out to start from the config's `model`")
         spec = RunSpec.from_config(config, name)
         _check_run_task(spec, datasets)
+        _check_trackers(spec)
     _check_chat_templates(config)
 
 
@@ -187,6 +195,16 @@ def _check_dataset(name: str, dataset: dict[str, Any]) -> None:
                 raise ValueError(f"datasets.{name}.columns: task {task.name!r} needs column(s) {sorted(missing)}, "
                                  f"looked up as {sorted(missing.values())} in {file}, which has {sorted(present)}; "
                                  "map them with `columns: {ours: theirs}`")
+        _check_parquet_rows(name, dataset)
+
+
+def _check_parquet_rows(name: str, dataset: dict[str, Any]) -> None:
+    """Null, empty or non-text prompts/answers, empty splits, duplicate prompts and test prompts in train,
+    refused before any job (a hub dataset's rows are checked by its dataset job: nothing is downloaded
+    to validate a config). Reads only the columns the task checks."""
+    from .data import check_parquet_rows
+
+    check_parquet_rows(name, dataset)
 
 
 def _check_run_task(spec: RunSpec, datasets: dict[str, Any]) -> None:
@@ -209,6 +227,21 @@ def _check_run_task(spec: RunSpec, datasets: dict[str, Any]) -> None:
     if not get_task(eval_task).scores:
         raise ValueError(f"{where}.eval_dataset: dataset {spec.eval_dataset!r} has task {eval_task!r}, which scores "
                          "nothing; set `eval_dataset` to a dataset with a scoring task (gsm8k, math, addition)")
+
+
+#: the package each tracker of `report_to` needs (TRL / transformers import it when training starts).
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
+
+
+def _check_trackers(spec: RunSpec) -> None:
+    """A tracker whose package is missing would fail hours later, when the Trainer starts: say so now."""
+    import importlib.util
+
+    for tracker in spec.report_to:
+        package = TRACKER_PACKAGES[tracker]
+        if importlib.util.find_spec(package) is None:
+            raise ValueError(f"runs.{spec.name}.report_to: {tracker!r} needs the Python package {package!r}, which "
+                             f"is not installed here; `pip install {package}` into .venv, or drop {tracker!r}")
 
 
 def start_models(config: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -9,9 +9,13 @@ care where the data came from. Prompts are plain strings or, with `prompt_format
 from __future__ import annotations
 
 import os
+import re
+from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .atomic import write_parquet
@@ -49,67 +53,238 @@ def split_shared_prompt(chosen: Any, rejected: Any) -> tuple[list, list, list]:
 def _as_format(value: Any, chat: bool, wrap, origin: str, column: str) -> Any:
     if is_conversation(value):
         if not chat:
-            raise ValueError(f"{origin}: column {column!r} holds conversations; set `prompt_format: chat` "
-                             "for this dataset (conversations need the tokenizer's chat template)")
+            raise _plain_conversations(origin, column)
         return as_messages(value)
     return wrap(str(value)) if chat else str(value)
 
 
-def _standardise(df: pd.DataFrame, columns: dict[str, str], origin: str, task: str = "addition",
-                 prompt_format: str = "plain", system_prompt: str | None = None) -> pd.DataFrame:
-    """Rename source columns to ours, keep those the task uses, and put prompts in the chosen format."""
-    renamed = df.rename(columns={src: ours for ours, src in columns.items()})
-    needed = get_task(task).required_columns
-    missing = [c for c in needed if c not in renamed.columns]
-    if missing:
-        raise ValueError(f"{origin}: task {task!r} needs column(s) {missing}; the source has {list(df.columns)}. "
-                         f"Map them with `columns: {{{', '.join(f'{c}: <name>' for c in missing)}}}` in the dataset config")
-    out = renamed[[c for c in COLUMNS if c in renamed.columns]].reset_index(drop=True)
-    chat = prompt_format == "chat"
-    if task == "preference":
-        out = _preference_rows(out, origin)
-    rows = out.to_dict("records")
-    for row in rows:
-        row["prompt"] = _as_format(row["prompt"], chat, lambda t: user_prompt(t, system_prompt), origin, "prompt")
-        if chat and system_prompt and row["prompt"][0]["role"] != "system":
-            row["prompt"] = [{"role": "system", "content": system_prompt}, *row["prompt"]]
-        for column in ("chosen", "rejected"):
-            if column in row:
-                row[column] = _as_format(row[column], chat, assistant_reply, origin, column)
-        if "answer" in row:
-            row["answer"] = str(row["answer"])
-    _check_gold_answers(rows, task, origin)
-    return pd.DataFrame(rows, columns=list(out.columns))
+def _plain_conversations(origin: str, column: str) -> ValueError:
+    return ValueError(f"{origin}: column {column!r} holds conversations; set `prompt_format: chat` "
+                      "for this dataset (conversations need the tokenizer's chat template)")
 
 
-def _check_gold_answers(rows: list[dict], task: str, origin: str) -> None:
-    """Every reference answer must yield a gold answer now, not as a zero reward hundreds of steps later."""
-    scorer = get_task(task)
-    if not scorer.scores:
-        return
-    for i, row in enumerate(rows):
+# --- Row checks -------------------------------------------------------------------------------------
+# A source row is refused (`invalid_rows: error`, the default) or dropped (`invalid_rows: drop`) when a
+# column the task uses is null, empty (after strip) or neither text nor a conversation (a number is
+# accepted as a reference answer: GSM8K-like files often hold ints), when the reference answer yields
+# no gold answer, when a split repeats a prompt (preference data: a whole prompt/chosen/rejected pair,
+# since several pairs per prompt are normal there), or when a train prompt is also a test prompt.
+# Parquet datasets are checked when the Snakefile is parsed (`check_parquet_rows`), hub datasets when
+# the dataset job loads them; both run `_prepare_splits`, so the messages are the same.
+
+INVALID_ROWS = ("error", "drop")
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating, Decimal)) and not isinstance(value, (bool, np.bool_))
+
+
+def _number_text(value: Any) -> str:
+    """A number as answer text; integral floats without ".0" (an int column with nulls reads back as floats)."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _valid_messages(value: Any) -> bool:
+    return all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+               for m in value)
+
+
+def _text_problem(value: Any, column: str, chat: bool, where: str, source: str,
+                  number: bool = False, assistant: bool = False) -> str | None:
+    """None when `value` is a usable prompt/answer, else what is wrong with it: null, empty or non-text.
+
+    A conversation with `prompt_format: plain` is a setting error (every row has it), raised at once.
+    """
+    if _is_null(value):
+        return "null"
+    if isinstance(value, str):
+        return None if value.strip() else "empty"
+    if isinstance(value, (list, tuple, np.ndarray)) and len(value) == 0:
+        return "empty"
+    if is_conversation(value):
+        if not chat:
+            raise _plain_conversations(where, source)
+        if not _valid_messages(value):
+            return "non-text"
+        text = completion_text(as_messages(value)) if assistant else "".join(m["content"] for m in value)
+        return None if text.strip() else "empty"
+    if number and _is_number(value):
+        return None if np.isfinite(float(value)) else "non-text"
+    return "non-text"
+
+
+_ARTICLE = {"null": "a null", "empty": "an empty", "non-text": "a non-text"}
+
+
+def _problem_text(i: int, kind: str, column: str, source: str, value: Any, chat: bool) -> str:
+    label = f"{column!r}" + (" answer" if column in ("chosen", "rejected") else "")
+    if source != column:
+        label += f" (column {source!r})"
+    text = f"row {i} has {_ARTICLE[kind]} {label}"
+    if kind == "non-text":
+        forms = ["text"] + (["a number"] if column == "answer" else []) + (
+            ["a conversation (a list of {role, content} messages with text content)"] if chat else [])
+        text += f": {type(value).__name__} {_short(value)}; it must be {' or '.join(forms)}"
+    return text
+
+
+def _short(value: Any) -> str:
+    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _key(value: Any) -> Any:
+    """A hashable form of a prompt or answer (conversations as tuples of (role, content))."""
+    if isinstance(value, list):
+        return tuple((m["role"], m["content"]) for m in value)
+    return value
+
+
+def _prepare_row(raw: dict, i: int, task, chat: bool, system_prompt: str | None, where: str,
+                 sources: dict[str, str]) -> tuple[dict | None, tuple[str, str] | None]:
+    """(the row in our format, None), or (None, (kind, message)) for a row to refuse or drop."""
+    row = dict(raw)
+
+    def check(column: str, value: Any, **kwargs: Any) -> tuple[str, str] | None:
+        kind = _text_problem(value, column, chat, where, sources[column], **kwargs)
+        if kind is None:
+            return None
+        return f"{kind} {column!r}", _problem_text(i, kind, column, sources[column], value, chat)
+
+    if task.scores:
+        problem = check("prompt", row["prompt"]) or check("answer", row["answer"], number=True, assistant=True)
+        if problem:
+            return None, problem
+        answer = row["answer"]
+        row["answer"] = (completion_text(as_messages(answer)) if is_conversation(answer)
+                         else _number_text(answer) if _is_number(answer) else answer)
         try:
-            scorer.gold(row["answer"])
+            task.gold(row["answer"])
         except ValueError as err:
-            raise ValueError(f"{origin}: row {i}: {err}") from None
-
-
-def _preference_rows(df: pd.DataFrame, origin: str) -> pd.DataFrame:
-    """Split implicit prompts out of chosen/rejected conversations; refuse empty answers and missing prompts."""
-    rows = []
-    for i, row in enumerate(df.to_dict("records")):
+            return None, ("answer without a gold answer", f"row {i}: {err}")
+    else:  # preference: chosen/rejected, and a prompt column or their shared opening turns
+        problem = check("chosen", row["chosen"], assistant=True) or check("rejected", row["rejected"], assistant=True)
+        if problem:
+            return None, problem
         if is_conversation(row["chosen"]) and is_conversation(row["rejected"]):
             prompt, row["chosen"], row["rejected"] = split_shared_prompt(row["chosen"], row["rejected"])
             if prompt:
                 row["prompt"] = prompt
         for column in ("chosen", "rejected"):
-            if not _answer_text(row[column]).strip():
-                raise ValueError(f"{origin}: row {i} has an empty {column!r} answer; a preference pair needs both")
-        if not isinstance(row.get("prompt"), str) and not is_conversation(row.get("prompt")):
-            raise ValueError(f"{origin}: row {i} has no prompt: no prompt column, and chosen/rejected do not "
-                             "share opening turns; map the prompt with `columns: {prompt: <name>}`")
-        rows.append(row)
-    return pd.DataFrame(rows)
+            if not _answer_text(row[column]).strip():  # all its text was in the shared opening turns
+                return None, (f"empty {column!r}", f"row {i} has an empty {column!r} answer"
+                              f"{_column_note(sources, column)} once the shared opening turns are the prompt")
+        if "prompt" not in row:
+            return None, ("no prompt", f"row {i} has no prompt: no prompt column, and chosen/rejected do not "
+                                       "share opening turns; map the prompt with `columns: {prompt: <name>}`")
+        problem = check("prompt", row["prompt"])
+        if problem:
+            return None, problem
+    row["prompt"] = _as_format(row["prompt"], chat, lambda t: user_prompt(t, system_prompt), where, sources["prompt"])
+    if chat and system_prompt and row["prompt"][0]["role"] != "system":
+        row["prompt"] = [{"role": "system", "content": system_prompt}, *row["prompt"]]
+    for column in ("chosen", "rejected"):
+        if column in row:
+            row[column] = _as_format(row[column], chat, assistant_reply, where, sources[column])
+    if "answer" in row and not task.scores:
+        row["answer"] = str(row["answer"])  # kept as it was; the preference task does not use it
+    return row, None
+
+
+def _summary(counts: Counter) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in counts.most_common())
+
+
+def _prepare_splits(frames: dict[str, pd.DataFrame], *, task: str, prompt_format: str = "plain",
+                    system_prompt: str | None = None, where: dict[str, str], sources: dict[str, str],
+                    setting: str, fix: str, invalid_rows: str = "error", same_source: bool = False,
+                    ) -> tuple[dict[str, pd.DataFrame], dict[str, Counter], str | None]:
+    """Check and format every split's rows: refuse (error) or drop (drop) invalid ones.
+
+    Returns the formatted splits, the dropped rows' counts per kind and split, and a note when the test
+    split is deliberately not held out.
+
+    `frames` hold our column names; `where[split]` names the split in messages (its config key),
+    `sources` our column -> the source's, `setting` the `invalid_rows` key, `fix` what else to do.
+    `same_source`: both splits come from one file or hub split (`test: train[:256]`), so a test split
+    inside train is deliberate rather than leakage.
+    """
+    if invalid_rows not in INVALID_ROWS:
+        raise ValueError(f"{setting}: {invalid_rows!r}; use one of {list(INVALID_ROWS)}")
+    scorer, chat, drop = get_task(task), prompt_format == "chat", invalid_rows == "drop"
+    sources = {c: sources.get(c, c) for c in COLUMNS}
+    hint = f"{fix}, or set `{setting}: drop` to drop such rows (counted in the dataset job's log)"
+    what, unit = ("prompt", "prompt") if scorer.scores else ("prompt, chosen and rejected answers", "pair")
+    out, counts, keys = {}, {}, {}
+    for split, frame in frames.items():
+        if frame.empty:
+            raise ValueError(f"{where[split]}: has no rows; a split needs at least one ({fix})")
+        rows, problems, counts[split] = [], [], Counter()
+        for i, raw in enumerate(frame.to_dict("records")):
+            row, problem = _prepare_row(raw, i, scorer, chat, system_prompt, where[split], sources)
+            if problem:
+                problems.append(problem)
+            else:
+                rows.append((i, row))
+        if problems and not drop:
+            more = f" ({len(problems)} rows of this split have problems: {_summary(Counter(k for k, _ in problems))})"
+            raise ValueError(f"{where[split]}: {problems[0][1]}; {hint}{more if len(problems) > 1 else ''}")
+        counts[split].update(kind for kind, _ in problems)
+        # duplicates: a repeated prompt (a repeated pair for preference data); the first one is kept
+        seen: dict[Any, int] = {}
+        kept = []
+        for i, row in rows:
+            key = _row_key(row, scorer)
+            if key in seen:
+                if not drop:
+                    column = _column_note(sources, "prompt") if scorer.scores else ""
+                    raise ValueError(f"{where[split]}: row {i} repeats the {what} of row {seen[key]}{column}; "
+                                     f"{fix}, or set `{setting}: drop` to keep only the first (counted in the "
+                                     "dataset job's log)")
+                counts[split][f"duplicate {unit}"] += 1
+                continue
+            seen[key] = i
+            kept.append((i, row))
+        out[split], keys[split] = kept, seen
+    note = None
+    if "train" in out and "test" in out:
+        train, test = keys["train"], keys["test"]
+        shared = train.keys() & test.keys()
+        # the same data twice, or (one file / one hub split) a test split taken from train: deliberate
+        deliberate = shared == test.keys() and (same_source or shared == train.keys())
+        if shared and deliberate:
+            note = (f"{where['test']}: every test {unit} is also in train (the same data, or a part of it): "
+                    "the test split is not held out")
+        elif shared:
+            first = min(shared, key=train.__getitem__)
+            if not drop:
+                raise ValueError(f"{where['train']}: row {train[first]} has the same {what} as row {test[first]} of "
+                                 f"{where['test']} (test leakage; {len(shared)} shared); {fix}, or set "
+                                 f"`{setting}: drop` to drop them from train (counted in the dataset job's log)")
+            out["train"] = [(i, row) for i, row in out["train"] if _row_key(row, scorer) not in shared]
+            counts["train"][f"{unit} also in test"] += len(shared)
+    frames_out = {}
+    for split, kept in out.items():
+        if not kept:
+            raise ValueError(f"{where[split]}: all {len(frames[split])} rows are invalid "
+                             f"({_summary(counts[split])}); {fix}")
+        columns = [c for c in COLUMNS if c in kept[0][1]]
+        frames_out[split] = pd.DataFrame([row for _, row in kept], columns=columns)
+    return frames_out, counts, note
+
+
+def _row_key(row: dict, scorer) -> Any:
+    return _key(row["prompt"]) if scorer.scores else tuple(_key(row[c]) for c in ("prompt", "chosen", "rejected"))
+
+
+def _column_note(sources: dict[str, str], column: str) -> str:
+    return f" (column {sources[column]!r})" if sources[column] != column else ""
 
 
 def _answer_text(value: Any) -> str:
@@ -117,40 +292,116 @@ def _answer_text(value: Any) -> str:
     return completion_text(value) if isinstance(value, str) or is_conversation(value) else ""
 
 
-def load_hub(path: str, columns: dict[str, str], splits: dict[str, str], name: str | None = None,
-             revision: str | None = None, cache_dir: str | None = None, **formatting: Any) -> dict[str, pd.DataFrame]:
-    """Load a hub dataset id (or a local dataset folder) with `datasets.load_dataset`."""
+def _select(df: pd.DataFrame, columns: dict[str, str], origin: str, task: str) -> pd.DataFrame:
+    """Rename source columns to ours and keep those we know; refuse a source without the task's columns."""
+    shadowed = [c for c in df.columns if c in columns and columns[c] != c and c not in columns.values()]
+    renamed = df.drop(columns=shadowed).rename(columns={src: ours for ours, src in columns.items()})
+    needed = get_task(task).required_columns
+    missing = [c for c in needed if c not in renamed.columns]
+    if missing:
+        raise ValueError(f"{origin}: task {task!r} needs column(s) {missing}; the source has {list(df.columns)}. "
+                         f"Map them with `columns: {{{', '.join(f'{c}: <name>' for c in missing)}}}` in the dataset config")
+    return renamed[[c for c in COLUMNS if c in renamed.columns]].reset_index(drop=True)
+
+
+def _report(where: dict[str, str], counts: dict[str, Counter], note: str | None, sizes: dict[str, int]) -> None:
+    """The dataset job's log: a line per split that lost rows (`invalid_rows: drop`), and the note."""
+    for split, count in counts.items():
+        if count:
+            print(f"{where[split]}: dropped {sum(count.values())} of {sizes[split]} rows ({_summary(count)})")
+    if note:
+        print(note)
+
+
+def _settings(spec: dict[str, Any], name: str | None, noun: str) -> dict[str, Any]:
+    setting = f"datasets.{name}.invalid_rows" if name else "invalid_rows"
+    return {"task": spec["task"], "prompt_format": spec.get("prompt_format", "plain"),
+            "system_prompt": spec.get("system_prompt"), "invalid_rows": spec.get("invalid_rows", "error"),
+            "sources": {ours: theirs for ours, theirs in spec.get("columns", {}).items()},
+            "setting": setting, "fix": f"fix the {noun}"}
+
+
+def _hub_splits(spec: dict[str, Any]) -> dict[str, str]:
+    return spec.get("splits", {"train": "train", "test": "test"})
+
+
+def load_hub(spec: dict[str, Any], name: str | None = None) -> dict[str, pd.DataFrame]:
+    """Load a hub dataset id (or a local dataset folder) with `datasets.load_dataset`, then check its rows."""
     from datasets import load_dataset
 
-    out = {}
+    path, splits = spec["path"], _hub_splits(spec)
+    key = f"datasets.{name}" if name else path
+    where = {ours: f"{key}.splits.{ours} ({path} split {theirs!r})" if name else f"{path} [{theirs}]"
+             for ours, theirs in splits.items()}
+    frames = {}
     for ours, theirs in splits.items():
-        ds = load_dataset(path, name, split=theirs, revision=revision, cache_dir=cache_dir)
-        out[ours] = _standardise(ds.to_pandas(), columns, f"{path} [{theirs}]", **formatting)
+        try:
+            ds = load_dataset(path, spec.get("name"), split=theirs, revision=spec.get("revision"),
+                              cache_dir=spec.get("cache_dir"))
+        except Exception as err:
+            from .models import hub_unavailable
+
+            missing = hub_unavailable(err, "hub dataset", path, f"datasets.{name}.path" if name else "path",
+                                      spec.get("revision"), spec.get("cache_dir"), dataset=True,
+                                      dataset_config=spec.get("name"))
+            if missing is None:
+                raise
+            raise missing from err
+        frames[ours] = _select(ds.to_pandas(), spec.get("columns", {}), where[ours], spec["task"])
+    base = {re.split(r"[\[+]", theirs)[0].strip() for theirs in splits.values()}
+    out, counts, note = _prepare_splits(frames, where=where, same_source=len(base) == 1,
+                                        **_settings(spec, name, "dataset"))
+    _report(where, counts, note, {s: len(f) for s, f in frames.items()})
     return out
 
 
-def load_parquet(files: dict[str, str], columns: dict[str, str], **formatting: Any) -> dict[str, pd.DataFrame]:
-    out = {}
+def _parquet_where(name: str | None, split: str, file: str) -> str:
+    return f"datasets.{name}.files.{split} ({file})" if name else file
+
+
+def load_parquet(spec: dict[str, Any], name: str | None = None, read_columns: list[str] | None = None,
+                 report: bool = True) -> dict[str, pd.DataFrame]:
+    """Read, check and format local Parquet splits (`read_columns`: only these source columns)."""
+    files = spec["files"]
+    where = {split: _parquet_where(name, split, file) for split, file in files.items()}
+    frames = {}
     for split, file in files.items():
         if not Path(file).is_file():
             raise FileNotFoundError(f"dataset file {file} (split {split}) does not exist; fix `files.{split}` in the config")
-        out[split] = _standardise(pd.read_parquet(file), columns, file, **formatting)
+        if read_columns is None:
+            df = pd.read_parquet(file)
+        else:
+            import pyarrow.parquet as pq
+
+            present = set(pq.read_schema(file).names)
+            df = pq.read_table(file, columns=[c for c in read_columns if c in present]).to_pandas()
+        frames[split] = _select(df, spec.get("columns", {}), where[split], spec["task"])
+    same_source = len({Path(f).resolve() for f in files.values()}) == 1
+    out, counts, note = _prepare_splits(frames, where=where, same_source=same_source, **_settings(spec, name, "file"))
+    if report:
+        _report(where, counts, note, {s: len(f) for s, f in frames.items()})
     return out
 
 
-def build_dataset(spec: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """Dispatch on `spec['source']` (a validated `datasets.<name>` config entry)."""
+def check_parquet_rows(name: str, spec: dict[str, Any]) -> None:
+    """The row checks of a Parquet dataset, when the Snakefile is parsed: reads only the checked columns.
+
+    With `invalid_rows: drop` it only refuses a split that would end with no rows.
+    """
+    columns = spec.get("columns", {})
+    checked = (*get_task(spec["task"]).required_columns, "prompt")
+    load_parquet(spec, name, read_columns=list(dict.fromkeys(columns.get(c, c) for c in checked)), report=False)
+
+
+def build_dataset(spec: dict[str, Any], name: str | None = None) -> dict[str, pd.DataFrame]:
+    """Dispatch on `spec['source']` (a validated `datasets.<name>` config entry; `name` for messages)."""
     source = spec["source"]
     if source == "synthetic":
         return synthetic_addition(spec["digits"], spec["n_train"], spec["n_test"], spec["seed"])
-    columns = spec.get("columns", {})
-    formatting = {"task": spec["task"], "prompt_format": spec.get("prompt_format", "plain"),
-                  "system_prompt": spec.get("system_prompt")}
     if source == "hub":
-        return load_hub(spec["path"], columns, spec.get("splits", {"train": "train", "test": "test"}),
-                        spec.get("name"), spec.get("revision"), spec.get("cache_dir"), **formatting)
+        return load_hub(spec, name)
     if source == "parquet":
-        return load_parquet(spec["files"], columns, **formatting)
+        return load_parquet(spec, name)
     raise ValueError(f"unknown dataset source {source!r}; use synthetic, hub or parquet")
 
 

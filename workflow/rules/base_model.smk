@@ -33,6 +33,9 @@ rule fetch_model:
         name=lambda wildcards: PRETRAINED[wildcards.model]["name"],
         revision=lambda wildcards: PRETRAINED[wildcards.model].get("revision"),
         cache_dir=lambda wildcards: PRETRAINED[wildcards.model].get("cache_dir"),
+        config_key=lambda wildcards: (
+            f"models.{wildcards.model}.name" if wildcards.model in config.get("models", {}) else "model.name"
+        ),
     resources:
         mem_mb=resource("download", "mem_mb", 2000),
         runtime=resource("download", "runtime", 240),

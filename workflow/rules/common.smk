@@ -15,6 +15,7 @@ from subnet_rl.config import (
 )
 from subnet_rl.code_version import code_hash
 from subnet_rl.config_files import check_config_files
+from subnet_rl.hub_refs import hub_refs
 from subnet_rl.diff import canonical_label, diff_labels
 from subnet_rl.figures import FIGURES
 from subnet_rl.tables import COMPARISON_TABLES
@@ -50,6 +51,8 @@ WARMUP = "warmup" in config.get("model", {})
 RANDOM_CONTROLS = [c if c == "same" else f"{c:g}" for c in config["subnetwork"]["random_controls"]]
 PAIRS = sorted(config.get("checkpoint_pairs", {}))
 DOWNLOADS = hub_downloads(config)
+# The config key of each download, for the message when the hub cannot provide it.
+DOWNLOAD_KEYS = {download_slug(ref): f"{key}.name" for key, ref in hub_refs(config) if key.startswith("checkpoint_pairs")}
 # Pretrained start checkpoints fetched as they are: the config's `model` unless it is embedded (as
 # "init" when a warmup follows, else "start"), and every entry of `models`.
 PRETRAINED = {

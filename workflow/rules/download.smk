@@ -8,6 +8,7 @@ rule download_checkpoint:
     params:
         code=code("download_checkpoint.py"),
         ref=lambda wildcards: DOWNLOADS[wildcards.download],
+        config_key=lambda wildcards: DOWNLOAD_KEYS[wildcards.download],
         cache_dir=config["downloads"].get("cache_dir"),
         allow_patterns=config["downloads"]["allow_patterns"],
     resources:

@@ -3,4 +3,4 @@ from subnet_rl.models import fetch_pretrained
 
 with snakemake_job(snakemake):
     p = snakemake.params
-    print(fetch_pretrained(p.source, p.name, snakemake.output[0], p.revision, p.cache_dir))
+    print(fetch_pretrained(p.source, p.name, snakemake.output[0], p.revision, p.cache_dir, p.config_key))
