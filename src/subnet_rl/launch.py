@@ -15,8 +15,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from . import resume
 from .config import RunSpec
 
 PathLike = str | os.PathLike
@@ -30,13 +33,16 @@ def _free_port() -> int:
 
 
 def launch_command(processes: int, spec_file: PathLike, start: PathLike, train_data: PathLike, out_dir: PathLike,
-                   pairs: PathLike | None = None, mask: PathLike | None = None) -> list[str]:
+                   pairs: PathLike | None = None, mask: PathLike | None = None, trainer_dir: PathLike | None = None,
+                   resume_from: str | None = None) -> list[str]:
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", str(_free_port()), "-m", "subnet_rl.launch",
                "--spec", str(spec_file), "--start", str(start), "--train", str(train_data), "--out", str(out_dir)]
     command += ["--pairs", str(pairs)] if pairs else []
     command += ["--mask", str(mask)] if mask else []
+    command += ["--trainer-dir", str(trainer_dir)] if trainer_dir else []
+    command += ["--resume-from", str(resume_from)] if resume_from else []
     return command
 
 
@@ -62,25 +68,64 @@ def check_gpus(asked: int, cpu_processes: bool = False, available: int | None = 
 
 
 def train_job(spec: RunSpec, start: PathLike, train_data: PathLike, out_dir: PathLike, pairs: PathLike | None = None,
-              mask: PathLike | None = None, processes: int = 1, cpu_processes: bool = False) -> None:
+              mask: PathLike | None = None, processes: int = 0, cpu_processes: bool = False,
+              resume_dir: PathLike | None = None, tracking_dir: PathLike | None = None) -> None:
     """Train in this process (processes <= 1) or in `processes` DDP processes started by accelerate.
 
-    `processes` is the job's GPU count; more than the machine shows is an error unless `cpu_processes`."""
+    `processes` is the job's GPU count; more than the machine shows is an error unless `cpu_processes`.
+    With `spec.save_steps`, `resume_dir` holds the Trainer's checkpoints: a rerun after a kill continues
+    from the newest, and the folder is removed once the final checkpoint is in place. Trackers
+    (`spec.report_to`) write under `tracking_dir`.
+    """
     check_gpus(processes, cpu_processes)
+    trainer_dir = Path(resume_dir) if resume_dir is not None and spec.save_steps else None
+    resume_from = None
+    if trainer_dir is not None:
+        job = resume.fingerprint(spec.as_dict(), [start, train_data, pairs, mask])
+        resume_from = resume.prepare(trainer_dir, job)
+    with _tracking_environment(tracking_dir if spec.report_to else None):
+        _train(spec, start, train_data, out_dir, pairs, mask, processes, trainer_dir, resume_from)
+    if trainer_dir is not None:
+        resume.finish(trainer_dir)
+
+
+@contextmanager
+def _tracking_environment(folder: PathLike | None) -> Iterator[None]:
+    """Trackers' files under `folder` (TensorBoard's event files, wandb's offline runs), for this job only."""
+    if folder is None:
+        yield
+        return
+    path = str(Path(folder).resolve())
+    saved = {key: os.environ.get(key) for key in ("TENSORBOARD_LOGGING_DIR", "WANDB_DIR", "TRACKIO_DIR")}
+    os.environ.update({key: path for key in saved})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _train(spec: RunSpec, start: PathLike, train_data: PathLike, out_dir: PathLike, pairs: PathLike | None,
+           mask: PathLike | None, processes: int, trainer_dir: Path | None, resume_from: str | None) -> None:
     if processes <= 1:
         from .training import train
 
-        train(spec, start, train_data, out_dir, pairs=pairs, mask=mask)
-        return
-    with tempfile.TemporaryDirectory(prefix="subnet-rl-launch-") as scratch:
-        spec_file = Path(scratch) / "spec.json"
-        spec_file.write_text(json.dumps(spec.as_dict()))
-        command = launch_command(processes, spec_file, start, train_data, out_dir, pairs, mask)
-        print("launching:", " ".join(command), flush=True)
-        done = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"run {spec.name}: `accelerate launch` with {processes} processes failed "
-                           f"(exit {done.returncode}); the traceback of the failing process is above")
+        train(spec, start, train_data, out_dir, pairs=pairs, mask=mask, trainer_dir=trainer_dir,
+              resume_from=resume_from)
+    else:
+        with tempfile.TemporaryDirectory(prefix="subnet-rl-launch-") as scratch:
+            spec_file = Path(scratch) / "spec.json"
+            spec_file.write_text(json.dumps(spec.as_dict()))
+            command = launch_command(processes, spec_file, start, train_data, out_dir, pairs, mask,
+                                     trainer_dir, resume_from)
+            print("launching:", " ".join(command), flush=True)
+            done = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr)
+        if done.returncode != 0:
+            raise RuntimeError(f"run {spec.name}: `accelerate launch` with {processes} processes failed "
+                               f"(exit {done.returncode}); the traceback of the failing process is above")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,11 +134,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(flag, required=True)
     parser.add_argument("--pairs")
     parser.add_argument("--mask")
+    parser.add_argument("--trainer-dir")
+    parser.add_argument("--resume-from")
     args = parser.parse_args(argv)
     from .training import train
 
     spec = RunSpec(**json.loads(Path(args.spec).read_text()))
-    train(spec, args.start, args.train, args.out, pairs=args.pairs, mask=args.mask)
+    train(spec, args.start, args.train, args.out, pairs=args.pairs, mask=args.mask, trainer_dir=args.trainer_dir,
+          resume_from=args.resume_from)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import platform
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -73,8 +75,13 @@ def _common_args(spec: RunSpec, output_dir: str) -> dict:
         gradient_accumulation_steps=spec.gradient_accumulation_steps,
         gradient_checkpointing=spec.gradient_checkpointing,
         logging_steps=max(1, spec.steps // 10),
-        save_strategy="no",
-        report_to="none",
+        # save_steps: the Trainer's resumable checkpoints (weights, optimizer, scheduler, RNG); two kept, so
+        # a kill while one is written leaves the previous one.
+        save_strategy="steps" if spec.save_steps else "no",
+        save_steps=spec.save_steps or 500,
+        save_total_limit=2,
+        report_to=list(spec.report_to) or "none",
+        run_name=spec.name,
         disable_tqdm=True,
         dataloader_num_workers=0,
         full_determinism=spec.deterministic,
@@ -118,10 +125,13 @@ def _within_lengths(spec: RunSpec, tokenizer, df: pd.DataFrame, data: str) -> tu
 
 
 def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike, out_dir: str | os.PathLike,
-          pairs: str | os.PathLike | None = None, mask: str | os.PathLike | None = None) -> dict:
+          pairs: str | os.PathLike | None = None, mask: str | os.PathLike | None = None,
+          trainer_dir: str | os.PathLike | None = None, resume_from: str | None = None) -> dict:
     """Train `spec` from the `start` checkpoint and save the result (atomically) to `out_dir`.
 
-    With `mask`, only the mask's entries are trained (subnetwork finetuning). Returns a summary.
+    With `mask`, only the mask's entries are trained (subnetwork finetuning). `trainer_dir` keeps the
+    Trainer's own folder (its `save_steps` checkpoints, snapshots) past a kill; `resume_from` is one of its
+    checkpoints to continue from (see `resume`). Returns a summary.
     """
     torch.manual_seed(spec.seed)
     model, tokenizer = load_checkpoint(start, spec.precision)
@@ -139,12 +149,12 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
     if mask is not None:
         subnet = SubnetworkMask(model, MaskFile(mask))
         callbacks.append(subnet)
-    with tempfile.TemporaryDirectory(prefix="subnet-rl-trainer-") as scratch:
+    with _trainer_folder(trainer_dir) as scratch:
         snapshots = Path(scratch) / "snapshots"
         if spec.save_every and mask is None:
             callbacks.append(StepSnapshots(spec.save_every, snapshots))
-        trainer = build_trainer(spec, model, tokenizer, data, scratch, callbacks)
-        trainer.train()
+        trainer = build_trainer(spec, model, tokenizer, data, str(scratch), callbacks)
+        trainer.train(resume_from_checkpoint=resume_from)
         model = trainer.model
         # Trainers may upcast; store in the run's precision so diffs see what training produced.
         model = model.to(PRECISIONS[spec.precision])
@@ -153,6 +163,17 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
             save_checkpoint(model, tokenizer, out_dir, extra_json={"training.json": summary},
                             extra_dirs={SNAPSHOTS: snapshots} if snapshots.is_dir() else None)
     return summary
+
+
+@contextmanager
+def _trainer_folder(kept: str | os.PathLike | None) -> Iterator[Path]:
+    """The Trainer's output folder: the job's resume folder when it has one, else a scratch folder."""
+    if kept is not None:
+        Path(kept).mkdir(parents=True, exist_ok=True)
+        yield Path(kept)
+        return
+    with tempfile.TemporaryDirectory(prefix="subnet-rl-trainer-") as scratch:
+        yield Path(scratch)
 
 
 def _summary(spec: RunSpec, trainer, subnet: SubnetworkMask | None, dropped: int) -> dict:

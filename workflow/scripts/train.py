@@ -1,9 +1,14 @@
+from pathlib import Path
+
 from subnet_rl.config import RunSpec
 from subnet_rl.jobs import snakemake_job
 from subnet_rl.launch import train_job
 
 with snakemake_job(snakemake):
     spec = RunSpec(**snakemake.params.spec)
+    # results/checkpoints/<variant>/<name> -> its resume folder and tracker logs beside it
+    where = Path(snakemake.output[0]).relative_to("results/checkpoints")
     train_job(spec, snakemake.input.start, snakemake.input.train, snakemake.output[0],
               pairs=snakemake.input.get("pairs"), mask=snakemake.input.get("mask"),
-              processes=snakemake.resources.gpu, cpu_processes=snakemake.params.cpu_processes)
+              processes=snakemake.resources.gpu, cpu_processes=snakemake.params.cpu_processes,
+              resume_dir=Path("results/resume") / where, tracking_dir=Path("results/tracking") / where)

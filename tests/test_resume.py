@@ -1,0 +1,108 @@
+"""Resumable training (issue 15, item 4): a job SIGKILLed after its first `save_steps` checkpoint, rerun,
+ends with the same weights as an uninterrupted run, bit for bit; the resume folder is gone afterwards."""
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from subnet_rl import resume
+from subnet_rl.config import RunSpec
+from subnet_rl.data import synthetic_addition, write_dataset
+from subnet_rl.launch import train_job
+from subnet_rl.masks import save_masks
+from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model, save_checkpoint
+from subnet_rl.tasks import addition as task
+
+SMALL = TinyModelSpec(hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2, num_kv_heads=1)
+
+# Run in a fresh interpreter: train_job with a callback that SIGKILLs the process right after the Trainer's
+# checkpoint at step `kill_at` is written (as a time limit or a preemption would, with no clean-up).
+KILLED_JOB = """
+import json, os, signal, sys
+from transformers import TrainerCallback
+import subnet_rl.training as training
+from subnet_rl.config import RunSpec
+from subnet_rl.launch import train_job
+
+args = json.loads(sys.argv[1])
+
+class KillAfterSave(TrainerCallback):
+    def on_save(self, a, state, control, **kw):
+        if state.global_step == args["kill_at"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+build = training.build_trainer
+training.build_trainer = lambda spec, model, tok, data, out, callbacks: build(spec, model, tok, data, out,
+                                                                              [*callbacks, KillAfterSave()])
+train_job(RunSpec(**args["spec"]), args["start"], args["train"], args["out"], mask=args.get("mask"),
+          resume_dir=args["resume"])
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    tokenizer = build_char_tokenizer(task.ALPHABET)
+    save_checkpoint(build_tiny_model(SMALL, tokenizer, seed=0), tokenizer, root / "start")
+    paths = {"train": root / "train.parquet", "test": root / "test.parquet"}
+    write_dataset(synthetic_addition(2, 64, 8, seed=0), paths)
+    start = load_file(root / "start" / "model.safetensors")
+    g = torch.Generator().manual_seed(0)
+    save_masks({n: torch.rand(t.shape, generator=g) < 0.5 for n, t in start.items()}, root / "mask.safetensors",
+               "tol=1e-05")
+    return root, paths["train"]
+
+
+def _spec(algorithm: str, **kw) -> RunSpec:
+    return RunSpec(**{"name": f"r-{algorithm}", "algorithm": algorithm, "lr": 1e-2, "steps": 6, "seed": 0,
+                      "dataset": "d", "batch_size": 4, "num_generations": 4, "weight_decay": 0.1, "save_steps": 2,
+                      **kw})
+
+
+@pytest.mark.parametrize("algorithm,masked", [("sft", False), ("grpo", False), ("sft", True)])
+def test_a_killed_job_resumes_and_ends_bit_identical(setup, tmp_path, algorithm, masked):
+    root, train_data = setup
+    spec = _spec(algorithm)
+    mask = str(root / "mask.safetensors") if masked else None
+    train_job(spec, root / "start", train_data, tmp_path / "whole", mask=mask, resume_dir=tmp_path / "resume-whole")
+    assert not (tmp_path / "resume-whole").exists(), "the resume folder outlived the final checkpoint"
+
+    resume_dir, out = tmp_path / "resume", tmp_path / "out"
+    job = {"spec": spec.as_dict(), "start": str(root / "start"), "train": str(train_data), "out": str(out),
+           "mask": mask, "resume": str(resume_dir), "kill_at": 2}
+    killed = subprocess.run([sys.executable, "-c", KILLED_JOB, json.dumps(job)], capture_output=True, text=True,
+                            timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert not out.exists(), "a killed job left a final checkpoint"
+    assert [p.name for p in resume.complete_checkpoints(resume_dir)] == ["checkpoint-2"]
+
+    rerun = subprocess.run([sys.executable, "-c", KILLED_JOB, json.dumps({**job, "kill_at": -1})],
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resume: continuing from checkpoint-2" in rerun.stdout
+    assert (out / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert not resume_dir.exists()
+    history = json.loads((out / "training.json").read_text())["log_history"]
+    assert history[-1]["step"] == 6
+
+
+def test_a_resume_folder_of_other_settings_is_not_resumed(setup, tmp_path):
+    root, train_data = setup
+    folder = tmp_path / "resume"
+    first = resume.fingerprint(_spec("sft").as_dict(), [root / "start", train_data])
+    resume.prepare(folder, first)
+    (folder / "checkpoint-2").mkdir()
+    (folder / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (folder / "checkpoint-4").mkdir()  # killed while saving: no trainer_state.json
+    assert resume.prepare(folder, first) == str(folder / "checkpoint-2")
+    other = resume.fingerprint(_spec("sft", lr=2e-2).as_dict(), [root / "start", train_data])
+    assert other != first
+    messages = []
+    assert resume.prepare(folder, other, log=messages.append) is None
+    assert "other settings or inputs" in messages[0] and not (folder / "checkpoint-2").exists()
