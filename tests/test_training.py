@@ -154,7 +154,7 @@ def test_two_process_ddp_subnetwork_run(setup, tmp_path):
     train_job(_spec("sft"), root / "start", train_data, out, mask=root / "mask.safetensors", processes=2,
               cpu_processes=True)
     record = json.loads((out / "training.json").read_text())
-    assert record["environment"]["world_size"] == 2
+    assert record["environment"]["world_size"] == 2 and record["environment"]["sharding"] == "ddp"
     assert moved_inside_frozen_identical(out, start, masks) > 0
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 #: run settings that label a run rather than change its training.
-NOT_TRAINING = frozenset({"name", "regime", "subnetwork", "save_every", "save_steps", "report_to"})
+NOT_TRAINING = frozenset({"name", "regime", "subnetwork", "save_every", "save_steps", "report_to",
+                          "sharding"})
 #: knob -> the ablation it is (paper section 6; `precision` and `pairs` go beyond it: bf16 rounding, Table 5).
 KNOBS = {"precision": "fp32 vs bf16 weights", "kl_beta": "KL penalty", "max_grad_norm": "gradient clipping",
          "pairs": "on- vs off-policy preference data"}

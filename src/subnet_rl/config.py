@@ -44,6 +44,7 @@ class RunSpec:
     save_every: int = 0              # > 0: snapshot every N steps (training dynamics); 0: final only
     save_steps: int = 0              # > 0: resumable Trainer checkpoint every N steps; 0: none
     report_to: tuple[str, ...] = ()  # trackers (tensorboard, wandb, trackio); () = none
+    sharding: str = "auto"           # ddp | fsdp2 | auto (FSDP2 when the memory plan says a replica does not fit)
     # Resolved from the run's datasets (not set in a run entry)
     task: str = "addition"
     reward: str | None = "partial"

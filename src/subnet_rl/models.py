@@ -72,10 +72,12 @@ def build_tiny_model(spec: TinyModelSpec, tokenizer, seed: int):
 
 
 def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, extra_json: dict | None = None,
-                    extra_dirs: dict[str, Path] | None = None) -> None:
-    """Save model (safetensors), tokenizer, extra JSON files and folders (moved in) into `out_dir`, atomically."""
+                    extra_dirs: dict[str, Path] | None = None, state_dict: dict | None = None) -> None:
+    """Save model (safetensors), tokenizer, extra JSON files and folders (moved in) into `out_dir`, atomically.
+
+    `state_dict` replaces the model's own tensors (the full weights FSDP2 gathered to rank 0)."""
     with atomic_path(out_dir, directory=True) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         for filename, content in (extra_json or {}).items():
             (tmp / filename).write_text(json.dumps(content, indent=2, default=str))

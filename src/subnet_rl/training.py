@@ -155,13 +155,21 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
             callbacks.append(StepSnapshots(spec.save_every, snapshots))
         trainer = build_trainer(spec, model, tokenizer, data, str(scratch), callbacks)
         trainer.train(resume_from_checkpoint=resume_from)
-        model = trainer.model
-        # Trainers may upcast; store in the run's precision so diffs see what training produced.
-        model = model.to(PRECISIONS[spec.precision])
+        dtype = PRECISIONS[spec.precision]
+        state = None
+        if getattr(trainer, "is_fsdp_enabled", False):
+            # FSDP2: every rank takes part in gathering the full weights (FULL_STATE_DICT); rank 0 writes
+            # the same safetensors checkpoint as an unsharded run.
+            state = trainer.accelerator.get_state_dict(trainer.model)
+            state = {k: v.to(dtype) for k, v in state.items()} if trainer.is_world_process_zero() else None
+            model = trainer.accelerator.unwrap_model(trainer.model)
+        else:
+            # Trainers may upcast; store in the run's precision so diffs see what training produced.
+            model = trainer.model.to(dtype)
         summary = _summary(spec, trainer, subnet, dropped)
         if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes the checkpoint
             save_checkpoint(model, tokenizer, out_dir, extra_json={"training.json": summary},
-                            extra_dirs={SNAPSHOTS: snapshots} if snapshots.is_dir() else None)
+                            extra_dirs={SNAPSHOTS: snapshots} if snapshots.is_dir() else None, state_dict=state)
     return summary
 
 
@@ -180,7 +188,8 @@ def _summary(spec: RunSpec, trainer, subnet: SubnetworkMask | None, dropped: int
     summary = {
         "run": spec.as_dict(),
         "dropped_overlong": dropped,
-        "environment": environment(trainer.args, spec),
+        "environment": {**environment(trainer.args, spec), "sharding": "fsdp2" if getattr(trainer, "is_fsdp_enabled", False)
+                        else "ddp" if trainer.args.world_size > 1 else "none"},
         "subnetwork": None if subnet is None else {"trainable": subnet.trainable, "total": subnet.total,
                                                    "mask_state_bytes": subnet.state_bytes()},
         "log_history": trainer.state.log_history,

@@ -60,12 +60,10 @@ if WARMUP:
         params:
             code=code("warmup.py"),
             spec=config["model"]["warmup"],
-            cpu_processes=resource("train", "cpu_processes", False),
+            launch=TRAIN_LAUNCH,
         threads: resource("train", "threads", 1)
         resources:
-            gpu=resource("train", "gpu", 0),
-            mem_mb=resource("train", "mem_mb", 4000),
-            runtime=resource("train", "runtime", 60),
+            **TRAIN_RESOURCES,
         conda:
             "../../envs/subnet-rl.yaml"
         log:

@@ -91,6 +91,29 @@ def resource(stage, key, default):
     return config["resources"].get(stage, {}).get(key, default)
 
 
+# Where training processes run (resources.train): the launcher's settings, and the Slurm request. One node:
+# `gpu` GPUs (Slurm --gpus). Several: `nodes` nodes, one task and `gpu` GPUs on each (--gres is per node).
+TRAIN_LAUNCH = {
+    "gpus": resource("train", "gpu", 0),
+    "nodes": resource("train", "nodes", 1),
+    "cpu_processes": resource("train", "cpu_processes", False),
+    "gpu_mem_gb": resource("train", "gpu_mem_gb", None),
+}
+TRAIN_RESOURCES = {
+    "mem_mb": resource("train", "mem_mb", 4000),
+    "runtime": resource("train", "runtime", 60),
+    **(
+        {"gpu": TRAIN_LAUNCH["gpus"]}
+        if TRAIN_LAUNCH["nodes"] == 1
+        else {
+            "nodes": TRAIN_LAUNCH["nodes"],
+            "gres": f"gpu:{TRAIN_LAUNCH['gpus']}",
+            "slurm_extra": "--ntasks-per-node=1",
+        }
+    ),
+}
+
+
 def checkpoint_dir(variant, name):
     return f"results/checkpoints/{variant}/{name}"
 

@@ -1,3 +1,7 @@
+# Training: every run in full, its subnetwork (the run's own mask) and random-mask controls, all from the
+# run's start checkpoint. One rule; the subnetwork variants differ only in their mask, output and log.
+
+
 rule train_full:
     input:
         unpack(training_inputs),
@@ -6,12 +10,10 @@ rule train_full:
     params:
         code=code("train.py"),
         spec=lambda wildcards: run_spec(wildcards.run).as_dict(),
-        cpu_processes=resource("train", "cpu_processes", False),
+        launch=TRAIN_LAUNCH,
     threads: resource("train", "threads", 1)
     resources:
-        gpu=resource("train", "gpu", 0),
-        mem_mb=resource("train", "mem_mb", 4000),
-        runtime=resource("train", "runtime", 60),
+        **TRAIN_RESOURCES,
     conda:
         "../../envs/subnet-rl.yaml"
     log:
@@ -22,51 +24,25 @@ rule train_full:
         "../scripts/train.py"
 
 
-rule train_subnetwork:
+use rule train_full as train_subnetwork with:
     input:
         unpack(training_inputs),
         mask="results/masks/{run}.safetensors",
     output:
         directory("results/checkpoints/subnet/{run}"),
-    params:
-        code=code("train.py"),
-        spec=lambda wildcards: run_spec(wildcards.run).as_dict(),
-        cpu_processes=resource("train", "cpu_processes", False),
-    threads: resource("train", "threads", 1)
-    resources:
-        gpu=resource("train", "gpu", 0),
-        mem_mb=resource("train", "mem_mb", 4000),
-        runtime=resource("train", "runtime", 60),
-    conda:
-        "../../envs/subnet-rl.yaml"
     log:
         "results/logs/train/subnet/{run}.log",
     benchmark:
         "results/benchmarks/train/subnet/{run}.tsv"
-    script:
-        "../scripts/train.py"
 
 
-rule train_random_subnetwork:
+use rule train_full as train_random_subnetwork with:
     input:
         unpack(training_inputs),
         mask="results/masks/random/{run}--{control}.safetensors",
     output:
         directory("results/checkpoints/random/{run}--{control}"),
-    params:
-        code=code("train.py"),
-        spec=lambda wildcards: run_spec(wildcards.run).as_dict(),
-        cpu_processes=resource("train", "cpu_processes", False),
-    threads: resource("train", "threads", 1)
-    resources:
-        gpu=resource("train", "gpu", 0),
-        mem_mb=resource("train", "mem_mb", 4000),
-        runtime=resource("train", "runtime", 60),
-    conda:
-        "../../envs/subnet-rl.yaml"
     log:
         "results/logs/train/random/{run}--{control}.log",
     benchmark:
         "results/benchmarks/train/random/{run}--{control}.tsv"
-    script:
-        "../scripts/train.py"

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from subnet_rl.config import RunSpec
 from subnet_rl.jobs import snakemake_job
-from subnet_rl.launch import train_job
+from subnet_rl.launch import launch_of, train_job
 
 with snakemake_job(snakemake):
     spec = RunSpec(**snakemake.params.spec)
@@ -10,5 +10,5 @@ with snakemake_job(snakemake):
     where = Path(snakemake.output[0]).relative_to("results/checkpoints")
     train_job(spec, snakemake.input.start, snakemake.input.train, snakemake.output[0],
               pairs=snakemake.input.get("pairs"), mask=snakemake.input.get("mask"),
-              processes=snakemake.resources.gpu, cpu_processes=snakemake.params.cpu_processes,
+              launch=launch_of(spec, snakemake.input.start, snakemake.params.launch),
               resume_dir=Path("results/resume") / where, tracking_dir=Path("results/tracking") / where)
