@@ -72,36 +72,64 @@ def _sft(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
 PROMPT_COLUMNS = ["prompt", "answer"]
 
 
+def rollout_engine(spec: RunSpec) -> dict:
+    """How online algorithms sample: the model's `generate`, or TRL's vLLM integration (colocated in the
+    training processes, or a `trl vllm-serve` server), with its memory share and tensor parallelism."""
+    if spec.generation_engine != "vllm":
+        return {"use_vllm": False}
+    return {"use_vllm": True, "vllm_mode": spec.vllm_mode,
+            "vllm_gpu_memory_utilization": spec.vllm_gpu_memory_utilization,
+            "vllm_tensor_parallel_size": spec.vllm_tensor_parallel_size}
+
+
 def _sampling(spec: RunSpec) -> dict:
     """Group-sampling settings shared by GRPO and RLOO (batch_size prompts x num_generations completions)."""
     return dict(per_device_train_batch_size=spec.batch_size * spec.num_generations,
                 num_generations=spec.num_generations, max_completion_length=spec.max_new_tokens,
-                temperature=spec.temperature, beta=spec.kl_beta, num_iterations=spec.num_iterations)
+                temperature=spec.temperature, beta=spec.kl_beta, num_iterations=spec.num_iterations,
+                **rollout_engine(spec))
+
+
+def trl_config(spec: RunSpec, common: dict):
+    """The TRL config an online algorithm's trainer is built with (also what the tests check)."""
+    if spec.algorithm == "grpo":
+        from trl import GRPOConfig
+
+        return GRPOConfig(loss_type=spec.grpo_loss_type, **_sampling(spec), **common)
+    if spec.algorithm == "rloo":
+        from trl import RLOOConfig
+
+        return RLOOConfig(**_sampling(spec), **common)
+    if spec.algorithm == "online_dpo":
+        from trl.experimental.online_dpo import OnlineDPOConfig
+
+        return OnlineDPOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta,
+                               max_new_tokens=spec.max_new_tokens, max_length=spec.max_length,
+                               temperature=spec.temperature, **rollout_engine(spec), **common)
+    raise ValueError(f"{spec.algorithm} samples nothing while training; it has no rollout config")
 
 
 def _grpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
-    args = GRPOConfig(loss_type=spec.grpo_loss_type, **_sampling(spec), **common)
+    args = trl_config(spec, common)
     return GRPOTrainer(model=model, reward_funcs=_reward(spec), args=args, train_dataset=_dataset(df, PROMPT_COLUMNS),
                        processing_class=tokenizer, callbacks=callbacks)
 
 
 def _rloo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
-    from trl import RLOOConfig, RLOOTrainer
+    from trl import RLOOTrainer
 
-    args = RLOOConfig(**_sampling(spec), **common)
+    args = trl_config(spec, common)
     return RLOOTrainer(model=model, reward_funcs=_reward(spec), args=args, train_dataset=_dataset(df, PROMPT_COLUMNS),
                        processing_class=tokenizer, callbacks=callbacks)
 
 
 def _online_dpo(spec: RunSpec, model, tokenizer, df, common: dict, callbacks: list):
     """Online DPO: two samples per prompt, the task's reward as judge (the better one is chosen)."""
-    from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+    from trl.experimental.online_dpo import OnlineDPOTrainer
 
-    args = OnlineDPOConfig(per_device_train_batch_size=spec.batch_size, beta=spec.dpo_beta,
-                           max_new_tokens=spec.max_new_tokens, max_length=spec.max_length,
-                           temperature=spec.temperature, **common)
+    args = trl_config(spec, common)
     return OnlineDPOTrainer(model=model, reward_funcs=[_reward(spec)], args=args,
                             train_dataset=_dataset(df, PROMPT_COLUMNS), processing_class=tokenizer,
                             callbacks=callbacks)

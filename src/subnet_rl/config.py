@@ -45,6 +45,11 @@ class RunSpec:
     save_steps: int = 0              # > 0: resumable Trainer checkpoint every N steps; 0: none
     report_to: tuple[str, ...] = ()  # trackers (tensorboard, wandb, trackio); () = none
     sharding: str = "auto"           # ddp | fsdp2 | auto (FSDP2 when the memory plan says a replica does not fit)
+    # Rollouts of online algorithms (GRPO, RLOO, Online DPO), from the config's `generation` section
+    generation_engine: str = "hf"    # hf (the model's generate) | vllm (TRL's vLLM integration)
+    vllm_mode: str = "colocate"      # colocate (vLLM in the training processes) | server (`trl vllm-serve`)
+    vllm_gpu_memory_utilization: float = 0.3
+    vllm_tensor_parallel_size: int = 1
     # Resolved from the run's datasets (not set in a run entry)
     task: str = "addition"
     reward: str | None = "partial"
@@ -83,6 +88,7 @@ class RunSpec:
         unknown = sorted(set(merged) - known - {"algorithm"})
         if unknown:
             raise ValueError(f"runs.{name}: unknown setting(s) {unknown}; known: {sorted(known)}")
+        merged.update(generation_settings(config.get("generation") or {}))
         dataset = config["datasets"][run["dataset"]]
         merged["task"] = dataset_task(dataset)
         merged["reward"] = dataset_reward(dataset)
@@ -91,6 +97,16 @@ class RunSpec:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: the config's `generation` keys -> RunSpec fields
+GENERATION_KEYS = {"engine": "generation_engine", "vllm_mode": "vllm_mode",
+                   "gpu_memory_utilization": "vllm_gpu_memory_utilization",
+                   "tensor_parallel_size": "vllm_tensor_parallel_size"}
+
+
+def generation_settings(section: dict[str, Any]) -> dict[str, Any]:
+    return {GENERATION_KEYS[k]: v for k, v in section.items() if k in GENERATION_KEYS}
 
 
 def dataset_task(dataset: dict[str, Any]) -> str:
@@ -169,6 +185,7 @@ def check_references(config: dict[str, Any]) -> None:
         _check_run_task(spec, datasets)
         _check_trackers(spec)
     _check_chat_templates(config)
+    _check_vllm(config)
 
 
 def _check_dataset(name: str, dataset: dict[str, Any]) -> None:
@@ -243,6 +260,17 @@ def _check_trackers(spec: RunSpec) -> None:
         if importlib.util.find_spec(package) is None:
             raise ValueError(f"runs.{spec.name}.report_to: {tracker!r} needs the Python package {package!r}, which "
                              f"is not installed here; `pip install {package}` into .venv, or drop {tracker!r}")
+
+
+def _check_vllm(config: dict[str, Any]) -> None:
+    """vLLM asked for where it cannot be imported stops here, not in a GPU job hours later."""
+    import importlib.util
+
+    asks = [key for key, section in (("generation.engine", config.get("generation")),
+                                     ("evaluate.engine", config.get("evaluate"))) if (section or {}).get("engine") == "vllm"]
+    if asks and importlib.util.find_spec("vllm") is None:
+        raise ValueError(f"{asks[0]}: 'vllm' needs the Python package 'vllm', which is not installed here (it needs "
+                         "a CUDA machine: `pip install vllm` there); use engine: hf")
 
 
 def start_models(config: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -53,10 +53,38 @@ def score(task: Task, reward: str, completions: list[str], answers: list[str]) -
     })
 
 
+def vllm_greedy(checkpoint, tokenizer, prompts: list, max_new_tokens: int, tensor_parallel_size: int = 1) -> list[str]:
+    """Greedy completions from vLLM (temperature 0), prompts rendered as for `generate`.
+
+    Not run on the project's machines (vLLM needs CUDA); the config check stops earlier when vllm is
+    not importable."""
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=str(checkpoint), tokenizer=str(checkpoint), tensor_parallel_size=tensor_parallel_size)
+    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+    return [out.outputs[0].text for out in llm.generate(render_all(tokenizer, prompts), params)]
+
+
+def evaluate_checkpoint(checkpoint, test: pd.DataFrame, task: Task, reward: str, max_new_tokens: int,
+                        batch_size: int = 512, engine: str = "hf") -> pd.DataFrame:
+    """Greedy accuracy of a checkpoint folder with the chosen engine (hf: the model's generate; vllm)."""
+    from .models import load_checkpoint, load_tokenizer
+
+    if engine == "vllm":
+        completions = vllm_greedy(checkpoint, load_tokenizer(checkpoint), list(test["prompt"]), max_new_tokens)
+        return scored_table(test, completions, task, reward)
+    model, tokenizer = load_checkpoint(checkpoint)
+    return greedy_eval(model, tokenizer, test, task, reward, max_new_tokens, batch_size)
+
+
 def greedy_eval(model, tokenizer, test: pd.DataFrame, task: Task, reward: str, max_new_tokens: int,
                 batch_size: int = 512) -> pd.DataFrame:
     """One row per test example: prompt, answer, completion, gold, extracted, correct, reward."""
     completions = [c[0] for c in generate(model, tokenizer, list(test["prompt"]), max_new_tokens, batch_size)]
+    return scored_table(test, completions, task, reward)
+
+
+def scored_table(test: pd.DataFrame, completions: list[str], task: Task, reward: str) -> pd.DataFrame:
     answers = [str(a) for a in test["answer"]]
     return pd.concat([
         pd.DataFrame({"prompt": test["prompt"].to_numpy(), "answer": answers, "completion": completions}),
