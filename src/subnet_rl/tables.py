@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pandas as pd
 from .atomic import write_text
 from .diff import sparsity
 from .learning_signal import learning_signal, warning
+from .stage_outputs import read_diff, read_json, read_parquet
 
 RUN_COLUMNS = ["algorithm", "regime", "lr", "steps", "precision", "seed"]
 #: accuracy keys are (dataset, variant, checkpoint name), as the evaluation stage's paths are.
@@ -87,12 +87,12 @@ def overlap_table(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def training_record(checkpoint: str | os.PathLike) -> dict:
     """What the training stage recorded next to a checkpoint (run spec, log history, subnetwork counts)."""
-    return json.loads((Path(checkpoint) / "training.json").read_text())
+    return read_json(Path(checkpoint) / "training.json")
 
 
 def trainable_fraction(subnet_checkpoint: str | os.PathLike) -> float:
     """Share of entries a subnetwork run trained, as recorded by the training stage."""
-    counts = training_record(subnet_checkpoint)["subnetwork"]
+    counts = read_json(Path(subnet_checkpoint) / "training.json", ["subnetwork"])["subnetwork"]
     return counts["trainable"] / counts["total"]
 
 
@@ -108,17 +108,17 @@ def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], r
 
     Evaluation paths are results/eval/<dataset>/<variant>/<checkpoint>.parquet: accuracy is keyed the same way.
     """
-    accuracy = {(*Path(p).parts[-3:-1], _stem(p)): pd.read_parquet(p)["correct"].mean() for p in evals}
+    accuracy = {(*Path(p).parts[-3:-1], _stem(p)): read_parquet(p, ["correct"])["correct"].mean() for p in evals}
     records = {Path(c).name: training_record(c) for c in run_checkpoints}
     records.update({"sft-from-init": training_record(c) for c in warmup_checkpoint})
-    full = {_stem(p): pd.read_parquet(p) for p in run_diffs}
-    warmup_table = pd.read_parquet(warmup_diff[0]) if warmup_diff else None
-    subnet = {_stem(p): pd.read_parquet(p) for p in subnet_diffs}
+    full = {_stem(p): read_diff(p) for p in run_diffs}
+    warmup_table = read_diff(warmup_diff[0]) if warmup_diff else None
+    subnet = {_stem(p): read_diff(p) for p in subnet_diffs}
     trainable = {Path(c).name: trainable_fraction(c) for c in subnet_checkpoints}
     return {
         "sparsity": sparsity_table(runs, full, accuracy, records, warmup, warmup_table),
         "subnetwork": subnetwork_table(runs, accuracy, subnet, trainable, random_controls),
-        "overlap": overlap_table(pd.read_parquet(overlap)),
+        "overlap": overlap_table(read_parquet(overlap, ["run_1", "run_2"])),
     }
 
 
@@ -147,7 +147,7 @@ def layers_table(diffs: dict[str, pd.DataFrame], label: str) -> pd.DataFrame:
 def pair_likelihoods(run_pairs: dict[str, str], files: list[str]) -> dict[str, tuple[float, float]]:
     """Per run that trains on pairs: the mean log-likelihood of its chosen and rejected sides under the start
     model, as recorded in its pairs file (NaN for pairs that carry none, such as a dataset's own)."""
-    read = {f: pd.read_parquet(f) for f in files}
+    read = {f: read_parquet(f) for f in files}
     out = {}
     for run, file in run_pairs.items():
         df = read[file]
@@ -158,8 +158,8 @@ def pair_likelihoods(run_pairs: dict[str, str], files: list[str]) -> dict[str, t
 def dynamics_tables(steps: list[str], splits: list[str]) -> dict[str, pd.DataFrame]:
     """Sparsity against step, and the never / back / final split, of every run with snapshots."""
     run = lambda path: Path(path).parent.name  # noqa: E731  results/dynamics/<run>/steps.parquet
-    frames = [pd.read_parquet(p).assign(run=run(p)) for p in steps]
-    parts = [pd.read_parquet(p).assign(run=run(p)) for p in splits]
+    frames = [read_parquet(p).assign(run=run(p)) for p in steps]
+    parts = [read_parquet(p).assign(run=run(p)) for p in splits]
     first = lambda df: df[["run", *[c for c in df.columns if c != "run"]]]  # noqa: E731
     return {"dynamics": first(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame(),
             "dynamics_split": first(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()}

@@ -1,6 +1,8 @@
 # Analyses of each run's update beyond sparsity: its rank (paper Table 2), where it lands (Fig. 3), how it
 # grows during training (section 6), and matched comparisons between runs (algorithms, ablations, data).
 
+from subnet_rl.stage_outputs import checks_of
+
 
 rule rank:
     input:
@@ -30,6 +32,7 @@ rule analysis_tables:
     input:
         ranks=expand("results/rank/{run}.parquet", run=RUNS),
         diffs=expand("results/diff/full/{run}.parquet", run=RUNS),
+        checked=checks_of("analysis_tables"),
     output:
         **table_outputs("rank", "layers"),
     params:
@@ -77,6 +80,7 @@ rule comparison_tables:
         pairs=sorted(set(PAIR_FILES.values())),
         dynamics_steps=expand("results/dynamics/{run}/steps.parquet", run=DYNAMICS_RUNS),
         dynamics_split=expand("results/dynamics/{run}/split.parquet", run=DYNAMICS_RUNS),
+        checked=checks_of("comparison_tables"),
     output:
         **table_outputs(*COMPARISON_TABLES),
     params:

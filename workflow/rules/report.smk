@@ -1,13 +1,16 @@
 # What a researcher reads: a figure per analysis (a rule each, reading only its tables) and the paper's
 # claims with verdicts computed from the tables; `snakemake --report` puts them in one HTML page.
 
+from subnet_rl.stage_outputs import checks_of
+
 for _figure in FIGURES:
 
     rule:
         name:
             f"figure_{_figure}"
         input:
-            figure_tables(_figure),
+            tables=figure_tables(_figure),
+            checked=checks_of(f"figure_{_figure}"),
         output:
             png=report(
                 f"results/figures/{_figure}.png",
@@ -32,7 +35,8 @@ for _figure in FIGURES:
 
 rule findings:
     input:
-        [t for t in final_tables() if t.endswith(".csv")],
+        tables=[t for t in final_tables() if t.endswith(".csv")],
+        checked=checks_of("findings"),
     output:
         csv="results/findings.csv",
         md=report(

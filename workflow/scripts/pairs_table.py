@@ -1,14 +1,12 @@
-import json
 from pathlib import Path
 
-import pandas as pd
-
 from subnet_rl.jobs import snakemake_job
+from subnet_rl.stage_outputs import read_diff, read_json
 from subnet_rl.tables import TITLES, layers_table, pairs_table, write_table
 
 with snakemake_job(snakemake):
-    diffs = {Path(p).stem: pd.read_parquet(p) for p in snakemake.input.diffs}
-    downloads = {Path(p).stem: json.loads(Path(p).read_text()) for p in snakemake.input.downloads}
+    diffs = {Path(p).stem: read_diff(p) for p in snakemake.input.diffs}
+    downloads = {Path(p).stem: read_json(p, ["revision", "path"]) for p in snakemake.input.downloads}
     table = pairs_table(snakemake.params.pairs, diffs, downloads)
     out = snakemake.output
     write_table(table, out.pairs_md, out.pairs_csv, "Update sparsity of public checkpoint pairs (%): ours beside the "
