@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from .tensorfile import TensorEntry, TensorFileError, read_header
 
@@ -21,6 +21,50 @@ def _index_file(folder: Path) -> Path | None:
     if len(indexes) > 1:
         raise CheckpointError(f"{folder} holds several safetensors indexes {[i.name for i in indexes]}; keep one")
     return indexes[0] if indexes else None
+
+
+def _weight_map(index: Path) -> dict[str, str]:
+    """An index's weight_map (tensor name -> shard file name), refused unless it is a map of strings."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+    except (OSError, ValueError, AttributeError, RecursionError) as err:  # unreadable, not JSON, not an object
+        raise CheckpointError(f"{index}: cannot read a safetensors index ({err}); re-download the checkpoint") from err
+    if not isinstance(weight_map, dict) or not all(
+            isinstance(name, str) and isinstance(shard, str) for name, shard in weight_map.items()):
+        raise CheckpointError(f"{index}: weight_map is not a map of tensor names to shard file names "
+                              f"({str(weight_map)[:200]}); the index is corrupt: re-download the checkpoint")
+    return weight_map
+
+
+def _hub_blobs(folder: Path) -> Path | None:
+    """The Hugging Face cache's blob folder of a snapshot folder (`<repo>/snapshots/<commit>` links each
+    file to `<repo>/blobs/<hash>`), or None for any other folder."""
+    return folder.parent.parent / "blobs" if folder.parent.name == "snapshots" else None
+
+
+def _shard_file(index: Path, folder: Path, shard: str) -> Path:
+    """The file of a shard an index names: a relative name inside the checkpoint folder, with no `..`,
+    that is a file there (a symlink only into the folder, or, in a hub snapshot, into the cache's blobs).
+
+    An index is downloaded content: a name like `../x.safetensors` or `/etc/x` would make the diff read
+    (and compare) whatever file it points to.
+    """
+    fix = "re-download the checkpoint, or fix the index so that it names the shard files of this folder"
+    if ("\\" in shard or "\0" in shard or PureWindowsPath(shard).drive
+            or any(part in ("", ".", "..") for part in shard.split("/"))):  # "" also: absolute, "a//b", "a/"
+        raise CheckpointError(f"{index} lists shard {shard!r}, which is not a plain relative file name inside "
+                              f"{folder}; {fix}")
+    file = folder / shard
+    if not file.is_file():
+        raise CheckpointError(f"{index} lists shard {shard}, which is missing from {folder}; re-download the "
+                              "checkpoint")
+    root = folder.resolve()
+    target = file.resolve()
+    blobs = _hub_blobs(root)
+    if not (target.is_relative_to(root) or (blobs is not None and target.parent == blobs.resolve())):
+        raise CheckpointError(f"{index} lists shard {shard}, whose file {file} resolves to {target}, outside "
+                              f"{root}; {fix} (copy the shard into the folder instead of linking it)")
+    return file
 
 
 def resolve(path: str | os.PathLike) -> Path:
@@ -69,12 +113,9 @@ class Checkpoint:
         return entries
 
     def _add_indexed(self, index: Path) -> None:
-        weight_map: dict[str, str] = json.loads(index.read_text())["weight_map"]
+        weight_map = _weight_map(index)
         for shard in sorted(set(weight_map.values())):
-            file = self.path / shard
-            if not file.is_file():
-                raise CheckpointError(f"{index} lists shard {shard}, which is missing from {self.path}; "
-                                      "re-download the checkpoint")
+            file = _shard_file(index, self.path, shard)
             entries = self._add_file(file)
             for name in entries:
                 if weight_map.get(name) != shard:

@@ -10,7 +10,9 @@ can see how much sparsity comes from bf16 rounding alone.
 
 Tensors are streamed in chunks (`tensorfile.ChunkReader`): memory is bounded by a chunk, never by a
 tensor or a model. Nothing is silently dropped: tensors present on one side only, tensors whose shapes
-differ, and stored copies of tied weights each get a row that says what was compared and what skipped.
+differ, tensors whose dtypes are of different kinds (a float vs a bool or an integer: their values are
+not comparable; floats of different widths, such as an fp32 start and bf16 weights, are), and stored
+copies of tied weights each get a row that says what was compared and what skipped.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ COMPARED = ("compared", "resized")
 RESIZED_POLICIES = ("skip", "shared_rows")
 # Stored buffers (not parameters): the official script counts named_parameters only.
 _BUFFER = re.compile(r"(?:^|\.)(?:inv_freq|position_ids|masked_bias|attn\.bias)$")
+# What a stored dtype's values are: only tensors of one kind are compared (a float weight stored as bool or
+# int64 on the other side is another tensor, not an update).
+DTYPE_KINDS = {"F64": "float", "F32": "float", "F16": "float", "BF16": "float", "F8_E4M3": "float",
+               "F8_E5M2": "float", "I64": "int", "I32": "int", "I16": "int", "I8": "int", "U8": "uint",
+               "BOOL": "bool"}
 
 
 TOLERANCE_KINDS = {"tolerance": "tol", "exact_tolerance": "exact_tol", "relative": "rel"}
@@ -250,6 +257,7 @@ class TensorPair:
     before: TensorEntry | None
     after: TensorEntry | None
     status: str  # compared | resized | resized_skipped | tied | only_before | only_after | shape_mismatch
+    #              | dtype_mismatch
     role: str    # param | scale | buffer
     rows: int = 0
     scale_before: TensorEntry | None = None
@@ -279,7 +287,7 @@ class TensorPair:
             return 0
         if self.status in COMPARED:
             return sum(sizes) - 2 * self.numel
-        return max(sizes)  # not compared at all (resized_skipped, shape_mismatch, one side only)
+        return max(sizes)  # not compared at all (resized_skipped, shape_mismatch, dtype_mismatch, one side only)
 
     @property
     def compared_shape(self) -> tuple[int, ...]:
@@ -292,7 +300,9 @@ def pair_tensors(before: Checkpoint, after: Checkpoint, resized: str = "skip") -
     Tensors whose first dimension differs (a resized vocabulary) are skipped, as the official script
     does (its subtraction fails), or with `resized="shared_rows"` compared on their shared leading rows.
     A weight tied on both sides counts once; tied on one side only, that side's tied weight (its input
-    embedding) is compared with the other side's separately trained one.
+    embedding) is compared with the other side's separately trained one. Dtypes of different kinds
+    (`DTYPE_KINDS`: float, signed or unsigned integer, bool) are never compared as values
+    (`dtype_mismatch`, skipped); floats of any widths are.
     """
     if resized not in RESIZED_POLICIES:
         raise ValueError(f"resized must be one of {RESIZED_POLICIES}, not {resized!r}")
@@ -309,6 +319,8 @@ def pair_tensors(before: Checkpoint, after: Checkpoint, resized: str = "skip") -
             pairs.append(TensorPair(name, a, b, "tied", role))
         elif a is None or b is None:
             pairs.append(TensorPair(name, a, b, "only_before" if b is None else "only_after", role))
+        elif DTYPE_KINDS[a.dtype] != DTYPE_KINDS[b.dtype]:
+            pairs.append(TensorPair(name, a, b, "dtype_mismatch", role, tied_to=alias))
         elif a.shape == b.shape:
             pairs.append(TensorPair(name, a, b, "compared", role, a.shape[0] if a.shape else 1,
                                     *_scales(name, a, b, before, after), tied_to=alias))
