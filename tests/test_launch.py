@@ -3,7 +3,6 @@ launchers on this machine as machine ranks 0 and 1 against one two-process launc
 of a two-node job."""
 
 import json
-import os
 import re
 import subprocess
 import sys

@@ -5,21 +5,13 @@ import json
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from subnet_rl import resume
 from subnet_rl.config import RunSpec
-from subnet_rl.data import synthetic_addition, write_dataset
 from subnet_rl.launch import train_job
-from subnet_rl.masks import save_masks
-from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model, save_checkpoint
-from subnet_rl.tasks import addition as task
-
-SMALL = TinyModelSpec(hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2, num_kv_heads=1)
+from test_training import setup as training_setup
 
 # Run in a fresh interpreter: train_job with a callback that SIGKILLs the process right after the Trainer's
 # checkpoint at step `kill_at` is written (as a time limit or a preemption would, with no clean-up).
@@ -47,16 +39,9 @@ train_job(RunSpec(**args["spec"]), args["start"], args["train"], args["out"], ma
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume")
-    tokenizer = build_char_tokenizer(task.ALPHABET)
-    save_checkpoint(build_tiny_model(SMALL, tokenizer, seed=0), tokenizer, root / "start")
-    paths = {"train": root / "train.parquet", "test": root / "test.parquet"}
-    write_dataset(synthetic_addition(2, 64, 8, seed=0), paths)
-    start = load_file(root / "start" / "model.safetensors")
-    g = torch.Generator().manual_seed(0)
-    save_masks({n: torch.rand(t.shape, generator=g) < 0.5 for n, t in start.items()}, root / "mask.safetensors",
-               "tol=1e-05")
-    return root, paths["train"]
+    """The tiny model, data and a half-density mask of tests/test_training.py, as (root, train split)."""
+    root, train, _, _ = training_setup.__wrapped__(tmp_path_factory)
+    return root, train
 
 
 def _spec(algorithm: str, **kw) -> RunSpec:
