@@ -46,6 +46,23 @@ def test_auto_sharding_is_ddp_without_a_memory_limit(setup):  # noqa: F811
     assert launch_of(_spec("sft", sharding="fsdp2"), root / "start", settings).sharding == "fsdp2"
 
 
+def test_auto_sharding_and_the_job_start_check_follow_the_plan_of_the_fetched_checkpoint(setup):  # noqa: F811
+    """With gpu_mem_gb, the launcher plans the job from its start checkpoint as it is on disk: DDP when a
+    replica fits, FSDP2 when only shards fit, and a refusal naming what to change when neither does."""
+    from subnet_rl.plan import GiB, PlanError, plan_job
+
+    root, _ = setup
+    settings = {"gpus": 4, "nodes": 1, "cpu_processes": True, "gpu_mem_gb": None}
+    plan = plan_job(_spec("sft"), root / "start", settings, mask=True)
+    ddp, fsdp2 = (plan.by_sharding[s].total / GiB for s in ("ddp", "fsdp2"))
+    assert fsdp2 < ddp
+    assert launch_of(_spec("sft"), root / "start", {**settings, "gpu_mem_gb": ddp * 1.01}, mask=True).sharding == "ddp"
+    between = {**settings, "gpu_mem_gb": (ddp + fsdp2) / 2}
+    assert launch_of(_spec("sft"), root / "start", between, mask=True).sharding == "fsdp2"
+    with pytest.raises(PlanError, match="r-sft"):
+        launch_of(_spec("sft"), root / "start", {**settings, "gpu_mem_gb": fsdp2 / 2}, mask=True)
+
+
 def test_srun_starts_one_node_launcher_per_node():
     command = srun_command(Launch(gpus=8, nodes=4, sharding="fsdp2"), ["--spec", "s"], "node001", 29500, "X")
     text = " ".join(command)

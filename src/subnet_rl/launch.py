@@ -65,16 +65,18 @@ class Launch:
         return self.world_size == 1 and self.sharding == "ddp"
 
 
-def launch_of(spec: RunSpec, start: PathLike, settings: dict) -> Launch:
+def launch_of(spec: RunSpec, start: PathLike, settings: dict, mask: bool = False) -> Launch:
     """The job's launch from `resources.train` (gpus, nodes, cpu_processes, gpu_mem_gb) and the run's
-    `sharding`; `auto` is FSDP2 when the memory plan says one DDP replica does not fit `gpu_mem_gb`."""
-    sharding = spec.sharding
-    if sharding == "auto":
-        sharding = "ddp"
-        if settings.get("gpu_mem_gb") is not None:
-            from .plan import choose_sharding, plan_job
+    `sharding`; `auto` is FSDP2 when the memory plan says one DDP replica does not fit `gpu_mem_gb`.
 
-            sharding = choose_sharding(plan_job(spec, start, settings), settings["gpu_mem_gb"])
+    With `gpu_mem_gb`, the job is planned again from its start checkpoint as fetched (the workflow's
+    plan at start-up may not have known a hub model's shape) and refused, naming what to change, when it
+    cannot fit. `mask`: a subnetwork job (its masks count)."""
+    sharding = "ddp" if spec.sharding == "auto" else spec.sharding
+    if settings.get("gpu_mem_gb") is not None:
+        from .plan import check_job
+
+        sharding = check_job(spec, start, settings, mask=mask).chosen
     return Launch(gpus=settings["gpus"], nodes=settings["nodes"], sharding=sharding,
                   cpu_processes=settings["cpu_processes"])
 

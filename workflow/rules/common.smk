@@ -150,6 +150,17 @@ def pairs_file(spec):
 PAIR_FILES = {r: pairs_file(run_spec(r)) for r in RUNS if get_algorithm(run_spec(r).algorithm).reads_pairs}
 # Runs with snapshots (`save_every`), analysed by the dynamics rule.
 DYNAMICS_RUNS = [r for r in RUNS if run_spec(r).save_every]
+# Memory plan of every training job (src/subnet_rl/plan.py; arithmetic, no torch): one line each on stderr
+# when the workflow starts; with resources.train.gpu_mem_gb, a job that cannot fit stops it here.
+import sys
+
+from subnet_rl.plan import check_plans, plan_config, plan_line
+
+TRAIN_PLANS = plan_config(config)
+if workflow.is_main_process:
+    for _plan in TRAIN_PLANS:
+        print(plan_line(_plan), file=sys.stderr)
+check_plans(TRAIN_PLANS)
 
 
 def training_inputs(wildcards):

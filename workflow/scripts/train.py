@@ -10,5 +10,5 @@ with snakemake_job(snakemake):
     where = Path(snakemake.output[0]).relative_to("results/checkpoints")
     train_job(spec, snakemake.input.start, snakemake.input.train, snakemake.output[0],
               pairs=snakemake.input.get("pairs"), mask=snakemake.input.get("mask"),
-              launch=launch_of(spec, snakemake.input.start, snakemake.params.launch),
+              launch=launch_of(spec, snakemake.input.start, snakemake.params.launch, mask="mask" in snakemake.input.keys()),
               resume_dir=Path("results/resume") / where, tracking_dir=Path("results/tracking") / where)
