@@ -34,6 +34,13 @@ def _is_dtensor(tensor: torch.Tensor) -> bool:
     return type(tensor).__name__ == "DTensor"
 
 
+def _data_parallel() -> bool:
+    """Whether DDP may reduce gradients behind our back: several processes in a process group."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def _local(tensor: torch.Tensor) -> torch.Tensor:
     """The shard this process holds (the tensor itself when it is not sharded)."""
     return tensor.to_local() if _is_dtensor(tensor) else tensor
@@ -43,11 +50,13 @@ class SubnetworkMask(TrainerCallback):
     """Mask gradients before clipping and the optimizer step; keep frozen entries at their start values.
 
     The mask gives the paper's m * grad update, and clipping sees only subnetwork gradients:
-    - an unsharded parameter (one device, DDP) gets a tensor hook, which masks its gradient before it is
-      accumulated (and before DDP reduces it);
-    - an FSDP2 parameter is a DTensor whose tensor hooks never fire; it gets a post-accumulate-grad hook,
-      which FSDP2 calls on the sharded parameter after reduce-scatter, and masks the local shard of the
-      reduced gradient with a mask sharded like the parameter (same mesh, same placements).
+    - in one process, a post-accumulate-grad hook zeroes the frozen entries of `param.grad` in place (the
+      cheapest masking: no new gradient tensor);
+    - under DDP a tensor hook masks each gradient before it is accumulated, so before DDP reduces it
+      (in place after accumulation, DDP's own hooks could read and reduce the unmasked gradient);
+    - an FSDP2 parameter is a DTensor whose tensor hooks never fire; its post-accumulate-grad hook, which
+      FSDP2 calls on the sharded parameter after reduce-scatter, masks the local shard of the reduced
+      gradient with a mask sharded like the parameter (same mesh, same placements).
 
     Memory is one bool per entry (1 byte per parameter, on the parameter's device; a shard's worth under
     FSDP2). Start values are kept only where the optimizer could move a frozen entry whose gradient is
@@ -90,10 +99,11 @@ class SubnetworkMask(TrainerCallback):
         if [id(p) for p, _ in self._bound] != [id(params[n]) for n in self._names]:
             self.remove_hooks()
             self._bound = [(params[name], self._frozen_like(name, params[name])) for name in self._names]
+            replicated = _data_parallel()
             for index, (param, _) in enumerate(self._bound):
-                if _is_dtensor(param):
+                if _is_dtensor(param) or not replicated:
                     self._hooks.append(param.register_post_accumulate_grad_hook(
-                        lambda p, i=index: self._mask_reduced_grad(i, p)))
+                        lambda p, i=index: self._mask_accumulated_grad(i, p)))
                 else:
                     self._hooks.append(param.register_hook(lambda grad, i=index: self._masked(i, grad)))
         self._start = {}
@@ -130,7 +140,7 @@ class SubnetworkMask(TrainerCallback):
     def _masked(self, index: int, grad: torch.Tensor) -> torch.Tensor:
         return grad.masked_fill(self._frozen_on(index, grad.device), 0)
 
-    def _mask_reduced_grad(self, index: int, param: torch.Tensor) -> None:
+    def _mask_accumulated_grad(self, index: int, param: torch.Tensor) -> None:
         if param.grad is not None:
             grad = _local(param.grad)
             grad.masked_fill_(self._frozen_on(index, grad.device), 0)
