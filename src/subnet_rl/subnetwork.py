@@ -85,6 +85,7 @@ class SubnetworkMask(TrainerCallback):
         self._bound: list[tuple[torch.nn.Parameter, torch.Tensor]] = []  # (parameter, frozen: bool, local)
         self._start: dict[int, torch.Tensor] = {}  # index in _bound -> start values (local), decayed only
         self._hooks: list = []
+        self._replicated: bool | None = None  # hooks chosen for several processes (DDP) or one
         self.bind(model, keep_start=False)
         self.total = sum(p.numel() for p in params.values())
         self.trainable = self.total - sum(int(frozen.sum()) for _, frozen in self._bound)
@@ -96,10 +97,13 @@ class SubnetworkMask(TrainerCallback):
         keep start values of the parameters `optimizer` decays (of every parameter when the optimizer is
         not known; of none with keep_start=False)."""
         params = dict(model.named_parameters())
-        if [id(p) for p, _ in self._bound] != [id(params[n]) for n in self._names]:
+        # Rebind when the parameters changed (FSDP2 wrap) or the processes did: the callback is built before
+        # the Trainer's arguments start the process group, and DDP needs the pre-accumulation hook.
+        replicated = _data_parallel()
+        if [id(p) for p, _ in self._bound] != [id(params[n]) for n in self._names] or replicated != self._replicated:
             self.remove_hooks()
+            self._replicated = replicated
             self._bound = [(params[name], self._frozen_like(name, params[name])) for name in self._names]
-            replicated = _data_parallel()
             for index, (param, _) in enumerate(self._bound):
                 if _is_dtensor(param) or not replicated:
                     self._hooks.append(param.register_post_accumulate_grad_hook(
