@@ -1,4 +1,4 @@
-"""The memory plan (src/subnet_rl/plan.py) against measured peaks of real CPU training runs.
+"""The memory plan (src/subnet_rl/plan/) against measured peaks of real CPU training runs.
 
     .venv/bin/python bench/plan_vs_measured.py [--work bench/out/plan] [--case NAME ...] [--no-rss]
 
@@ -142,8 +142,8 @@ def measure(case: str, checkpoint: Path, work: Path, mode: str) -> dict:
     paths = {"train": folder / "train.parquet", "test": folder / "test.parquet"}
     write_dataset(synthetic_addition(digits, 256, 8, seed=0), paths)
     lengths = real_lengths(load_tokenizer(checkpoint), pd.read_parquet(paths["train"]), algorithm)
-    spec = RunSpec(name=case, algorithm=algorithm, lr=1e-5, steps=2, seed=0, dataset="addition",
-                   **{**lengths, **settings})
+    spec = RunSpec.from_dict({"name": case, "algorithm": algorithm, "lr": 1e-5, "steps": 2, "seed": 0,
+                              "dataset": "addition", **lengths, **settings})
     mask = None
     if subnetwork:
         g = torch.Generator().manual_seed(0)

@@ -1,22 +1,29 @@
 """Matched comparisons found in the config: which runs form a group, and the tables built from them.
 
-Specs are real `RunSpec.as_dict()` records (every training setting present, as the workflow passes them);
-the sparsity table is hand-made, so every expected value below is read off the inputs, not recomputed.
+Specs are real `RunSpec.as_dict()` records, as the workflow passes them; the sparsity table is hand-made
+with the columns the tables stage writes (the controls tests use that stage's own writer), so every
+expected value below is read off the inputs, not recomputed.
 """
 
+import dataclasses
 import math
 
 import pandas as pd
 import pytest
 
-from subnet_rl.comparisons import ablation_table, algorithms_table, data_table, matched_groups, precision_table
+from subnet_rl import tables
+from subnet_rl.algorithms import ALGORITHMS
+from subnet_rl.comparisons import (ALGORITHM_SETTINGS, CONTROL_COLUMNS, ablation_table, algorithms_table,
+                                   controls_table, data_table, is_matched, matched_controls, matched_groups,
+                                   precision_table)
 from subnet_rl.config import RunSpec
 
 CRITERION = "tol=1e-05"
 
 
 def spec(name: str, algorithm: str = "grpo", lr: float = 1e-3, **kw) -> dict:
-    return RunSpec(name=name, algorithm=algorithm, lr=lr, steps=10, seed=1, dataset="addition", **kw).as_dict()
+    return RunSpec.from_dict(dict(name=name, algorithm=algorithm, lr=lr, steps=10, seed=1, dataset="addition",
+                                  **kw)).as_dict()
 
 
 def specs_of(*runs: dict) -> dict[str, dict]:
@@ -59,6 +66,89 @@ def test_a_training_setting_other_than_the_knob_breaks_the_match():
 def test_groups_may_hold_more_than_two_runs():
     specs = specs_of(spec("k0"), spec("k1", kl_beta=0.01), spec("k2", kl_beta=0.1), spec("k0-again", regime="x"))
     assert matched_groups(specs, "kl_beta") == [["k0", "k0-again", "k1", "k2"]]
+
+
+def test_runs_without_the_knob_are_in_no_group():
+    """A spec holding only its own algorithm's settings has no `pairs` when it reads no pairs: no group."""
+    sft = {k: v for k, v in spec("sft", "sft").items() if k != "pairs"}
+    specs = specs_of(sft, {**sft, "name": "sft-bf16", "precision": "bf16"}, spec("on", "dpo"),
+                     spec("off", "dpo", pairs="off_policy"))
+    assert matched_groups(specs, "pairs") == [["off", "on"]]
+    assert matched_groups(specs, "precision") == [["sft", "sft-bf16"]]
+
+
+# --- matched controls -------------------------------------------------------------------------------
+
+def test_matched_means_equal_in_every_training_setting_both_runs_have():
+    """A setting only one run has (its algorithm's own) is not compared; one both have and differ in is."""
+    grpo, sft = spec("g"), {k: v for k, v in spec("s", "sft").items() if k != "max_length"}
+    assert is_matched({**grpo, "max_length": 128}, sft, frozenset({"algorithm"}))
+    assert not is_matched({**grpo, "max_length": 128}, {**sft, "max_length": 64}, frozenset({"algorithm"}))
+    assert not is_matched(grpo, sft)  # the algorithm differs
+    assert is_matched(grpo, {**grpo, "name": "other", "regime": "x", "save_every": 5})  # labels, not training
+
+
+def test_an_rl_runs_control_is_an_sft_run_matched_in_every_shared_setting():
+    """Seed, data, lr and precision break a match; labels and the settings of one algorithm only (the
+    preference beta, GRPO's sampling) do not. RL vs SFT is the algorithm registry's `is_rl`."""
+    specs = specs_of(
+        spec("grpo-a", num_generations=4, kl_beta=0.04), spec("dpo-a", "dpo", dpo_beta=0.3, pairs="off_policy"),
+        spec("sft-a", "sft", regime="other", save_every=5),
+        {**spec("sft-seed", "sft"), "seed": 2}, {**spec("sft-data", "sft"), "dataset": "gsm8k"},
+        spec("sft-lr", "sft", lr=2e-3), spec("sft-bf16", "sft", precision="bf16"),
+        spec("grpo-lonely", lr=5e-4),
+    )
+    assert matched_controls(specs) == [("dpo-a", "sft-a"), ("grpo-a", "sft-a")]
+    assert matched_controls(specs_of(spec("g"), spec("d", "dpo"))) == []  # RL runs are no control
+
+
+def test_algorithm_settings_are_the_registrys_and_no_shared_setting():
+    """What an RL run may differ in from its control: its algorithm's own settings, as the registry's
+    settings classes name them; never a setting every run has (that would let unequal training match)."""
+    assert {"kl_beta", "num_generations", "temperature", "dpo_beta", "pairs", "simpo_gamma"} <= ALGORITHM_SETTINGS
+    shared = {"lr", "steps", "seed", "dataset", "precision", "batch_size", "max_grad_norm", "max_length", "model"}
+    assert ALGORITHM_SETTINGS.isdisjoint(shared)
+    for algorithm in ALGORITHMS.values():
+        assert {f.name for f in dataclasses.fields(algorithm.settings)} <= ALGORITHM_SETTINGS, algorithm.name
+
+
+def _written_sparsity(specs: dict[str, dict], unchanged: dict[str, int], accuracy_after: dict[str, float]):
+    """The sparsity table as the tables stage writes it (SFT from init among its rows): one-tensor diffs with
+    `unchanged` of 100 entries at the criterion."""
+    def diff(unchanged_entries: int) -> pd.DataFrame:
+        return pd.DataFrame({"name": ["w"], "numel": [100], f"unchanged_{CRITERION}": [unchanged_entries],
+                             "unchanged_exact": [0]})
+
+    accuracy = {("", "base", "init"): 0.0, ("", "base", "start"): 0.3,
+                **{("", "full", run): acc for run, acc in accuracy_after.items()}}
+    warmup = {"dataset": "", "lr": 1e-3, "steps": 10, "seed": 1}
+    return tables.sparsity_table({r: specs[r] for r in unchanged}, {r: diff(n) for r, n in unchanged.items()},
+                                 accuracy, {}, warmup, diff(1))
+
+
+def test_controls_table_pairs_each_rl_run_with_its_controls():
+    """SFT from init has the lr and steps of `grpo-warm` and is SFT, but it is no run: it is no control."""
+    specs = specs_of(spec("grpo-a", lr=2e-3), spec("dpo-a", "dpo", lr=2e-3), spec("sft-a", "sft", lr=2e-3),
+                     spec("sft-b", "sft", lr=2e-3, regime="x"), spec("grpo-warm", lr=1e-3), spec("grpo-late", lr=5e-4))
+    sparsity = _written_sparsity(specs, {"grpo-a": 90, "dpo-a": 60, "sft-a": 20, "grpo-warm": 5},
+                                 {"grpo-a": 0.5, "dpo-a": 0.4, "sft-a": 0.45, "grpo-warm": 0.1})
+    assert "sft-from-init" in set(sparsity["run"])
+    table = controls_table(specs, sparsity, CRITERION)
+    assert list(table.columns) == CONTROL_COLUMNS
+    assert table[["run", "control"]].values.tolist() == [
+        ["dpo-a", "sft-a"], ["dpo-a", "sft-b"], ["grpo-a", "sft-a"], ["grpo-a", "sft-b"]]
+    a = table.set_index(["run", "control"]).loc[("grpo-a", "sft-a")]
+    assert (a["sparsity"], a["control_sparsity"]) == pytest.approx((90.0, 20.0))
+    assert (a["accuracy_after"], a["control_accuracy_after"]) == pytest.approx((50.0, 45.0))
+    assert (a["algorithm"], a["lr"], a["steps"], a["precision"]) == ("grpo", 2e-3, 10, "fp32")
+    b = table.set_index(["run", "control"]).loc[("dpo-a", "sft-b")]  # sft-b has no sparsity row yet
+    assert b["sparsity"] == pytest.approx(60.0) and math.isnan(b["control_sparsity"])
+    assert controls_table(specs, sparsity, "tol=1e-08")["sparsity"].isna().all()  # criterion not measured
+
+
+def test_controls_table_without_matches_is_empty_with_its_columns():
+    table = controls_table(specs_of(spec("g"), spec("s", "sft", lr=1e-4)), sparsity_table([]), CRITERION)
+    assert table.empty and list(table.columns) == CONTROL_COLUMNS
 
 
 # --- precision_table --------------------------------------------------------------------------------

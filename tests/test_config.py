@@ -3,7 +3,7 @@ import os
 import pytest
 import yaml
 
-from subnet_rl.config import RunSpec, WarmupSpec, check_references, coerce_scientific_notation, sort_keys_in_place
+from subnet_rl.config import RunSpec, check_references, coerce_scientific_notation, sort_keys_in_place, warmup_run
 
 
 def _config():
@@ -17,7 +17,7 @@ def test_run_spec_merges_training_algorithm_and_run():
     assert (spec.algorithm, spec.lr, spec.precision, spec.num_generations) == ("grpo", 1e-4, "bf16", 8)
     config["runs"]["grpo-learn-bf16"]["num_generations"] = 4
     assert RunSpec.from_config(config, "grpo-learn-bf16").num_generations == 4
-    assert RunSpec(**spec.as_dict()) == spec
+    assert RunSpec.from_dict(spec.as_dict()) == spec
 
 
 def test_default_config_has_both_regimes_with_controls():
@@ -26,7 +26,7 @@ def test_default_config_has_both_regimes_with_controls():
         algorithms = {s.algorithm for s in specs if s.regime == regime}
         assert algorithms == {"grpo", "dpo", "sft"}
         assert len({s.seed for s in specs if s.regime == regime and s.algorithm == "grpo"}) >= 2
-    assert WarmupSpec(**_config()["model"]["warmup"]).as_run().algorithm == "sft"
+    assert warmup_run(_config()["model"]["warmup"]).algorithm == "sft"
 
 
 def test_coerce_scientific_notation_only_touches_numbers():
@@ -71,8 +71,14 @@ def _run(dataset, algorithm="grpo", **extra):
 
 
 def test_base_study_and_scoring_tasks_pass():
-    check_references(_study())
-    check_references(_study(g=_run("gsm8k"), d=_run("prefs", "dpo", eval_dataset="gsm8k"), s=_run("gsm8k", "sft")))
+    """Runs on each scoring task (and DPO on preference data scored on gsm8k) pass the checks, each with the
+    task, reward and eval dataset its datasets give it."""
+    assert check_references(_study()) is None
+    config = _study(g=_run("gsm8k"), d=_run("prefs", "dpo", eval_dataset="gsm8k"), s=_run("gsm8k", "sft"))
+    assert check_references(config) is None
+    resolved = {name: (s.task, s.reward, s.eval_dataset) for name in "gds" for s in [RunSpec.from_config(config, name)]}
+    assert resolved == {"g": ("gsm8k", "binary", "gsm8k"), "d": ("preference", None, "gsm8k"),
+                        "s": ("gsm8k", "binary", "gsm8k")}
 
 
 @pytest.mark.parametrize("algorithm", ["grpo", "sft"])

@@ -3,15 +3,20 @@
 import json
 import math
 import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from subnet_rl.checkpoints import CheckpointError
 from subnet_rl.cli import main
-from subnet_rl.diff import (Criterion, canonical_label, default_criteria, describe, diff_checkpoints, skipped,
-                            sparsity, unchanged_masks)
+from subnet_rl.diff import (Criterion, canonical_label, compared_params, default_criteria, describe, diff_checkpoints,
+                            skipped, sparsity, stream_compare)
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.float8_e4m3fn,
           torch.int64, torch.int32, torch.int8, torch.uint8, torch.bool]
@@ -31,6 +36,16 @@ def bf16_of(x: float) -> float:
 
 def bf16_bits(x: float) -> int:
     return struct.unpack("<I", struct.pack("<f", bf16_of(x)))[0] >> 16
+
+
+def unchanged_masks(before: torch.Tensor, after: torch.Tensor,
+                    criteria: list[Criterion]) -> dict[Criterion, np.ndarray]:
+    """'Entry unchanged' arrays of two whole tensors, per criterion, by the engine's own path: both stored as
+    safetensors files, their compared parameter streamed with masks, as mask extraction does."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = _write_pair(Path(tmp), {"w": before.contiguous()}, {"w": after.contiguous()})
+        chunks = [result for _, result in stream_compare(compared_params(*paths), criteria, want_masks=True)]
+    return {c: np.concatenate([chunk[c] for chunk in chunks]).reshape(tuple(before.shape)) for c in criteria}
 
 
 def official_unchanged(before: torch.Tensor, after: torch.Tensor, tol: float) -> torch.Tensor:
@@ -292,6 +307,28 @@ def test_criterion_labels_have_one_spelling():
     assert canonical_label("exact_tol=1e-5") == "exact_tol=1e-05" and canonical_label("exact") == "exact"
     with pytest.raises(ValueError, match="tol=<number>"):
         canonical_label("tol=abc")
+
+
+def test_the_criteria_vocabulary_loads_without_the_engine():
+    """The Snakefile imports canonical_label and diff_labels on every DAG parse: that costs the criteria
+    module only, not NumPy or the checkpoint readers (the package loads its other names on first use)."""
+    code = ("import json, sys; from subnet_rl.diff import canonical_label, diff_labels; "
+            "print(json.dumps(sorted(m for m in sys.modules if m == 'numpy' or m.startswith('subnet_rl.'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(loaded) == ["subnet_rl.diff", "subnet_rl.diff.criteria"]
+
+
+def test_every_public_name_resolves_and_a_rule_hashes_every_module_of_the_package(tmp_path):
+    """Names load lazily, so a rule's code hash (`code_version`) reaches the submodules only through the
+    package's TYPE_CHECKING imports: an edit of any of them must rerun what imports the package."""
+    import subnet_rl.diff as package
+    from subnet_rl.code_version import PACKAGE_DIR, code_files
+
+    assert all(getattr(package, name) is not None for name in package.__all__)
+    script = tmp_path / "rule.py"
+    script.write_text("from subnet_rl.diff import sparsity\n")
+    modules = (PACKAGE_DIR / "diff").glob("*.py")
+    assert {p for p in code_files(script) if p.parent.name == "diff"} == {p.resolve() for p in modules}
 
 
 def test_relative_criterion():

@@ -2,14 +2,22 @@
 
 Every change is 0.5 (or 1.0) on values of order 1, so the official criterion (bf16 values, |Δ| vs 1e-5) sees
 it unambiguously; one entry moves by 1e-7, below bf16 resolution at 1.0, so it must count as unchanged.
+Random runs check the tensor-by-tensor streaming against whole-model arrays computed with torch (bit for
+bit), the use of the diff and mask stages' outputs, and that memory does not grow with the model.
 """
 
+import tracemalloc
+
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from subnet_rl.diff import Criterion, diff_checkpoints, sparsity
+from subnet_rl.atomic import write_parquet
+from subnet_rl.diff import Criterion, compared_params, diff_checkpoints, sparsity
 from subnet_rl.dynamics import changed_entries, snapshots_of, training_dynamics
+from subnet_rl.mask_extraction import extract_masks
+from subnet_rl.stage_outputs import StageOutputError
 
 TOL = Criterion.parse("tol=1e-05")
 UP, NORM = "model.layers.0.mlp.up_proj.weight", "model.norm.weight"
@@ -68,11 +76,14 @@ def test_changed_entries_marks_exactly_the_moved_entries(tmp_path):
     assert w[11] == 1.0
     a = checkpoint(tmp_path / "a", {"w": w})
     b = checkpoint(tmp_path / "b", {"w": after})
-    changed = changed_entries(a, b, TOL)
+    (pair,) = compared_params(a, b)
+    changed = changed_entries(pair, TOL)
     assert changed.dtype == bool and changed.shape == (12,)
     assert changed.nonzero()[0].tolist() == [2, 7]
-    assert changed_entries(a, b, Criterion.parse("exact")).nonzero()[0].tolist() == [2, 7, 11]
-    assert not changed_entries(a, a, TOL).any()
+    assert changed_entries(pair, Criterion.parse("exact")).nonzero()[0].tolist() == [2, 7, 11]
+    # Chunks of 8 bytes (2 entries): the chunk masks land at their own positions of the tensor.
+    assert changed_entries(pair, TOL, chunk_bytes=8).nonzero()[0].tolist() == [2, 7]
+    assert not changed_entries(compared_params(a, a)[0], TOL).any()
 
 
 def test_per_step_sparsity_and_changes_since_previous(history):
@@ -141,7 +152,8 @@ def test_snapshots_of_a_real_training_run(tmp_path):
     save_checkpoint(build_tiny_model(spec, tokenizer, seed=0), tokenizer, tmp_path / "start")
     paths = {"train": tmp_path / "train.parquet", "test": tmp_path / "test.parquet"}
     write_dataset(synthetic_addition(2, 64, 8, seed=0), paths)
-    run = RunSpec(name="dyn", algorithm="sft", lr=1e-2, steps=3, seed=0, dataset="d", batch_size=4, save_every=1)
+    run = RunSpec.from_dict(dict(name="dyn", algorithm="sft", lr=1e-2, steps=3, seed=0, dataset="d", batch_size=4,
+                                 save_every=1))
     out = tmp_path / "out"
     train(run, tmp_path / "start", paths["train"], out)
     snaps = snapshots_of(out)
@@ -151,7 +163,138 @@ def test_snapshots_of_a_real_training_run(tmp_path):
     rows, split = training_dynamics(tmp_path / "start", [*snaps, (3, out)], TOL)
     assert rows["step"].tolist() == [1, 2, 3]
     assert (rows["changed_since_previous"] > 0).all()  # lr 1e-2: every step moves something
-    official = sparsity(diff_checkpoints(tmp_path / "start", out, [TOL]))["tol=1e-05"]
-    assert rows["sparsity"].iloc[-1] == pytest.approx(100 * official)
+    diff = diff_checkpoints(tmp_path / "start", out, [TOL])
+    assert rows["sparsity"].iloc[-1] == pytest.approx(100 * sparsity(diff)["tol=1e-05"])
     assert split["final"] == pytest.approx(100 - rows["sparsity"].iloc[-1])
     assert split["never"] + split["back"] + split["final"] == pytest.approx(100.0)
+    # As the workflow runs it: the diff and mask stages' outputs (their own writers) give the same numbers.
+    write_parquet(diff, tmp_path / "diff.parquet")
+    extract_masks(tmp_path / "start", out, TOL, tmp_path / "mask.safetensors")
+    staged = training_dynamics(tmp_path / "start", [*snaps, (3, out)], TOL, tmp_path / "diff.parquet",
+                               tmp_path / "mask.safetensors")
+    assert staged[0].equals(rows) and staged[1] == split
+
+
+SHAPES = {"model.embed_tokens.weight": (9, 6), "model.layers.0.mlp.up_proj.weight": (6, 11),
+          "model.layers.0.input_layernorm.weight": (6,), "model.norm.weight": (7,)}
+
+
+def random_run(tmp_path, snapshots: int = 3, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """start, `snapshots` snapshots and the final checkpoint (written as a run: snapshots under the final
+    folder). Each step moves 40% of the entries by 1e-4..0.3 (some below bf16 resolution, most not) and
+    puts 20% back exactly at their start value, so entries are never, back and final changed."""
+    g = torch.Generator().manual_seed(seed)
+    states = [{name: torch.rand(shape, generator=g) * 2 - 1 for name, shape in SHAPES.items()}]
+    for _ in range(snapshots + 1):
+        state = {}
+        for name, w in states[-1].items():
+            moves = torch.rand(w.shape, generator=g) < 0.4
+            size = 10 ** (torch.rand(w.shape, generator=g) * 3.5 - 4) * torch.sign(torch.rand(w.shape, generator=g) - 0.5)
+            w = w + torch.where(moves, size, torch.zeros_like(w))
+            state[name] = torch.where(torch.rand(w.shape, generator=g) < 0.2, states[0][name], w)
+        states.append(state)
+    checkpoint(tmp_path / "start", states[0])
+    checkpoint(tmp_path / "final", states[-1])
+    for step, state in enumerate(states[1:-1], 1):
+        checkpoint(tmp_path / "final" / "snapshots" / f"step-{step:06d}", state)
+    return states
+
+
+def official_changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> np.ndarray:
+    """The whole model's changed entries as the paper's script decides them: Δ of the bf16 casts, in bf16,
+    not isclose to 0 at atol 1e-5. Torch, not the diff engine: an independent reference."""
+    parts = []
+    for name in sorted(before):
+        delta = after[name].bfloat16() - before[name].bfloat16()
+        parts.append(~torch.isclose(delta, torch.zeros_like(delta), rtol=0, atol=1e-5).reshape(-1).numpy())
+    return np.concatenate(parts)
+
+
+def whole_array_dynamics(states: list[dict[str, torch.Tensor]]) -> tuple[list[dict], dict]:
+    """Training dynamics the straightforward way: whole-model boolean arrays per checkpoint."""
+    changed = [official_changed(states[0], s) for s in states[1:]]
+    moved = [official_changed(a, b) for a, b in zip(states, states[1:])]
+    ever = np.logical_or.reduce(changed)
+    rows = [{"step": step, "sparsity": 100.0 * (1 - c.mean()), "changed_since_previous": 100.0 * m.mean()}
+            for step, (c, m) in enumerate(zip(changed, moved), 1)]
+    split = {"never": 100.0 * (~ever).mean(), "back": 100.0 * (ever & ~changed[-1]).mean(),
+             "final": 100.0 * changed[-1].mean(), "entries": ever.size}
+    return rows, split
+
+
+@pytest.mark.parametrize("stage_outputs", ["none", "diff and mask", "mask of another criterion"])
+def test_streaming_equals_the_whole_array_computation(tmp_path, stage_outputs):
+    """Tensor by tensor, in 16-byte chunks, from the checkpoints alone or with the diff and mask stages'
+    outputs: the same numbers, to the last bit, as whole-model arrays. A mask of another criterion than
+    the dynamics' is not the final set: the final checkpoint is compared instead."""
+    states = random_run(tmp_path)
+    expected_rows, expected_split = whole_array_dynamics(states)
+    assert 0 < expected_split["never"] and 0 < expected_split["back"] and 0 < expected_split["final"]
+    start, final = tmp_path / "start", tmp_path / "final"
+    diff = mask = None
+    if stage_outputs != "none":
+        diff, mask = tmp_path / "diff.parquet", tmp_path / "mask.safetensors"
+        write_parquet(diff_checkpoints(start, final, [TOL]), diff)
+        extract_masks(start, final, TOL if stage_outputs == "diff and mask" else Criterion("exact"), mask)
+    points = [*snapshots_of(final), (len(states) - 1, final)]
+    rows, split = training_dynamics(start, points, TOL, diff, mask, chunk_bytes=16, workers=2)
+    assert rows.to_dict("records") == expected_rows
+    assert split == expected_split
+
+
+def test_the_mask_at_the_dynamics_criterion_is_the_final_set(tmp_path):
+    """The run's mask is read, not recomputed: a mask that (wrongly) holds snapshot 1's changes makes the
+    final share snapshot 1's; the same mask at another criterion is ignored."""
+    states = random_run(tmp_path)
+    start, final = tmp_path / "start", tmp_path / "final"
+    points = [*snapshots_of(final), (len(states) - 1, final)]
+    snapshot = points[0][1]
+    extract_masks(start, snapshot, TOL, tmp_path / "tol.safetensors")
+    extract_masks(start, snapshot, Criterion("exact"), tmp_path / "exact.safetensors")
+    _, from_mask = training_dynamics(start, points, TOL, final_mask=tmp_path / "tol.safetensors")
+    assert from_mask["final"] == 100.0 * official_changed(states[0], states[1]).mean()
+    _, ignored = training_dynamics(start, points, TOL, final_mask=tmp_path / "exact.safetensors")
+    assert ignored == whole_array_dynamics(states)[1]
+
+
+def test_a_diff_table_of_another_pair_is_refused(tmp_path):
+    """The final row is the diff table's count: a table that disagrees with the final checkpoint (another
+    run's, a stale one) fails the job, naming the file and the rule that writes it."""
+    random_run(tmp_path)
+    start, final = tmp_path / "start", tmp_path / "final"
+    points = [*snapshots_of(final), (4, final)]
+    write_parquet(diff_checkpoints(start, points[0][1], [TOL]), tmp_path / "diff.parquet")
+    with pytest.raises(StageOutputError, match="diff.parquet counts .* entries changed at tol=1e-05"):
+        training_dynamics(start, points, TOL, final_diff=tmp_path / "diff.parquet")
+
+
+def uniform_run(tmp_path, tensors: int, numel: int = 2**16) -> list[tuple[int, object]]:
+    """A run of `tensors` equal fp32 tensors: start, two snapshots and the final checkpoint."""
+    g = torch.Generator().manual_seed(tensors)
+    state = {f"model.layers.{i}.mlp.up_proj.weight": torch.rand(numel, generator=g) for i in range(tensors)}
+    states = [state]
+    for _ in range(3):
+        states.append({n: w + (torch.rand(numel, generator=g) < 0.3) * 0.5 for n, w in states[-1].items()})
+    checkpoint(tmp_path / "start", states[0])
+    checkpoint(tmp_path / "final", states[3])
+    for step in (1, 2):
+        checkpoint(tmp_path / "final" / "snapshots" / f"step-{step:06d}", states[step])
+    return [*snapshots_of(tmp_path / "final"), (3, tmp_path / "final")]
+
+
+def test_memory_is_bounded_by_a_tensor_not_the_model(tmp_path):
+    """Peak traced memory (NumPy's buffers included) for 4x the tensors stays ~flat: whole-model arrays
+    (changed, ever, moved) would make it grow ~4x. Small chunks, so the readers' buffers do not hide it."""
+    runs = {n: uniform_run(tmp_path / str(n), n) for n in (4, 16)}
+
+    def peak(n: int) -> int:
+        tracemalloc.start()
+        try:
+            training_dynamics(tmp_path / str(n) / "start", runs[n], TOL, chunk_bytes=2**14, workers=1)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peak(4)  # first call: imports and caches, not the dynamics' own memory
+    small, large = peak(4), peak(16)
+    assert large < 1.5 * small, f"peak {large} B with 16 tensors vs {small} B with 4"

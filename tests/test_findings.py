@@ -1,65 +1,109 @@
+"""Findings computed from tables that the study's own table writers build (tables.py, comparisons.py), from
+stage outputs shaped as the stages write them: one-tensor diff tables, per-tensor rank rows, mask overlap
+counts. Every claim holds on them; each test then edits the written tables the way a result would differ.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import jsonschema
 import pandas as pd
 import pytest
+import torch
+import yaml
 
-from subnet_rl.findings import (CLAIMS, COLUMNS, DEFAULT_THRESHOLDS, FAILS, HOLDS, NOT_MEASURED, compute_findings,
-                                findings_markdown, load_tables, write_findings)
+from subnet_rl import algorithms
+from subnet_rl.comparisons import controls_table, data_table, precision_table
+from subnet_rl.config import RunSpec
+from subnet_rl.diff import describe
+from subnet_rl.findings import (CLAIMS, COLUMNS, FAILS, HOLDS, NOT_MEASURED, compute_findings, findings_markdown,
+                                load_tables, write_findings)
+from subnet_rl.findings.subnetwork_checks import RANK_EXCLUDED
+from subnet_rl.overlap import overlap_stats
+from subnet_rl.rank import update_rank
+from subnet_rl.tables import layers_table, overlap_table, rank_table, sparsity_table, subnetwork_table
 
 CRITERION = "tol=1e-05"
 HEAD = f"sparsity {CRITERION}"
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+NUMEL = 1000
+
+#: run -> (algorithm, lr, precision, pairs, % unchanged at tol=1e-05, at tol=1e-08)
+RUNS = {
+    "grpo-learn-s1": ("grpo", 1e-6, "bf16", "on_policy", 96.9, 90.0),
+    "rloo-learn-s1": ("rloo", 1e-6, "bf16", "on_policy", 88.0, 80.0),
+    "dpo-learn-s1": ("dpo", 1e-6, "bf16", "on_policy", 76.0, 70.0),
+    "dpo-learn-off": ("dpo", 1e-6, "bf16", "off_policy", 60.0, 50.0),
+    "grpo-learn-fp32": ("grpo", 1e-6, "fp32", "on_policy", 30.0, 25.0),
+    "sft-learn": ("sft", 1e-6, "bf16", "on_policy", 10.0, 5.0),
+    "sft-learn-fp32": ("sft", 1e-6, "fp32", "on_policy", 5.0, 2.0),
+    "grpo-paper": ("grpo", 3e-6, "bf16", "on_policy", 70.0, 60.0),
+}
+WARMUP = {"dataset": "addition", "lr": 1e-3, "steps": 50, "seed": 0}
+
+
+def _specs() -> dict[str, dict]:
+    """The runs as the workflow passes them to the table stages: RunSpec.from_config(...).as_dict()."""
+    entries = {name: {"algorithm": a, "lr": lr, "steps": 20, "seed": 1, "dataset": "addition", "precision": p,
+                      "regime": "paper" if name.endswith("paper") else "learning",
+                      **({"pairs": pairs} if algorithms.get_algorithm(a).reads_pairs else {})}
+               for name, (a, lr, p, pairs, _, _) in RUNS.items()}
+    config = {"datasets": {"addition": {"source": "synthetic"}}, "training": {}, "runs": entries}
+    return {name: RunSpec.from_config(config, name).as_dict() for name in entries}
+
+
+def _diff(unchanged_pct: dict[str, float]) -> pd.DataFrame:
+    """A one-tensor diff table: per criterion label, the count of entries unchanged (% of NUMEL given)."""
+    counts = {f"unchanged_{label}": [round(pct * NUMEL / 100)] for label, pct in unchanged_pct.items()}
+    return pd.DataFrame({"name": ["model.layers.0.mlp.up_proj.weight"], "numel": [NUMEL], **counts})
+
+
+def _layer_diff(sparsity_pct: dict[str, float]) -> pd.DataFrame:
+    """A diff table with the columns the diff stage writes per tensor, `describe`'s among them."""
+    rows = [{"name": n, **describe(n), "role": "param", "status": "compared", "numel": NUMEL,
+             "unchanged_tol=1e-05": round(p * NUMEL / 100)} for n, p in sparsity_pct.items()]
+    return pd.DataFrame(rows)
+
+
+def _rank_rows(ranks: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    """Per-tensor rank rows as the rank stage writes them, from diagonal updates of a given rank."""
+    rows = []
+    for name, (rank, size) in ranks.items():
+        delta = torch.diag(torch.tensor([1.0] * rank + [0.0] * (size - rank)))
+        rows.append({"name": name, **describe(name), "shape": [size, size], **update_rank(delta)})
+    return pd.DataFrame(rows)
 
 
 def _tables() -> dict[str, pd.DataFrame]:
-    """Small tables, shaped as the study writes them, on which every claim holds."""
-    base = {"regime": "learning", "steps": 20, "precision": "bf16", "seed": 1}
-    sparsity = pd.DataFrame([
-        {"run": "grpo-learn-s1", "algorithm": "grpo", "lr": 1e-6, **base, HEAD: 96.9, "sparsity tol=1e-08": 90.0},
-        {"run": "rloo-learn-s1", "algorithm": "rloo", "lr": 1e-6, **base, HEAD: 88.0, "sparsity tol=1e-08": 80.0},
-        {"run": "dpo-learn-s1", "algorithm": "dpo", "lr": 1e-6, **base, HEAD: 76.0, "sparsity tol=1e-08": 70.0},
-        {"run": "sft-learn", "algorithm": "sft", "lr": 1e-6, **base, HEAD: 10.0, "sparsity tol=1e-08": 5.0},
-        {"run": "grpo-paper", "algorithm": "grpo", "lr": 3e-6, **{**base, "regime": "paper"}, HEAD: 70.0,
-         "sparsity tol=1e-08": 60.0},
-        {"run": "sft-from-init", "algorithm": "sft", "regime": "warmup", "lr": 1e-3, "steps": 50, "precision": "fp32",
-         "seed": 0, HEAD: 0.4, "sparsity tol=1e-08": 0.1},
-    ])
-    subnetwork = pd.DataFrame([
-        {"run": "grpo-learn-s1", "algorithm": "grpo", "subnetwork (% of entries)": 3.1, "accuracy_start": 40.0,
-         "accuracy_full": 50.0, "accuracy_subnetwork": 49.0, "accuracy_random_same": 42.0,
-         "equal tol=1e-05 (%)": 85.0, "equal tol=0.0001 (%)": 95.0},
-        {"run": "rloo-learn-s1", "algorithm": "rloo", "subnetwork (% of entries)": 11.9, "accuracy_start": 40.0,
-         "accuracy_full": 48.0, "accuracy_subnetwork": 49.5, "accuracy_random_same": 44.0,
-         "equal tol=1e-05 (%)": 80.0, "equal tol=0.0001 (%)": 93.0},
-    ])
-    overlap = pd.DataFrame([
-        {"run_1": "grpo-learn-s1", "run_2": "rloo-learn-s1", "sparsity_1": 96.9, "sparsity_2": 88.1, "o1": 60.0,
-         "random_o1": 11.9, "o2": 20.0, "random_o2": 3.1, "jaccard": 15.0, "random_jaccard": 2.5},
-        {"run_1": "grpo-learn-s1", "run_2": "dpo-learn-s1", "sparsity_1": 96.9, "sparsity_2": 75.0, "o1": 70.0,
-         "random_o1": 25.0, "o2": 10.0, "random_o2": 3.1, "jaccard": 9.0, "random_jaccard": 2.4},
-    ])
-    rank = pd.DataFrame([
-        {"run": "grpo-learn-s1", "group": "attention", "rank_pct": 99.0, "stable_rank": 5.0, "tensors": 8},
-        {"run": "grpo-learn-s1", "group": "mlp", "rank_pct": 97.0, "stable_rank": 6.0, "tensors": 6},
-        {"run": "grpo-learn-s1", "group": "embedding", "rank_pct": 10.0, "stable_rank": 1.0, "tensors": 1},
-    ])
-    layers = pd.DataFrame([
-        {"run": "grpo-learn-s1", "layer": "0", "q_proj": 95.0, "down_proj": 97.0},
-        {"run": "grpo-learn-s1", "layer": "1", "q_proj": 96.0, "down_proj": 98.0},
-        {"run": "grpo-learn-s1", "layer": "2", "q_proj": 94.0, "down_proj": 96.0},
-        {"run": "grpo-learn-s1", "layer": "embed", "q_proj": 10.0, "down_proj": None},
-    ])
-    data = pd.DataFrame([
-        {"run": "dpo-on", "algorithm": "dpo", "pairs": "on_policy", "lr": 1e-6, "steps": 20, "chosen_logp": -0.5,
-         "rejected_logp": -0.7, "sparsity": 90.0},
-        {"run": "dpo-off", "algorithm": "dpo", "pairs": "off_policy", "lr": 1e-6, "steps": 20, "chosen_logp": -1.9,
-         "rejected_logp": -2.1, "sparsity": 60.0},
-    ])
-    precision = pd.DataFrame([
-        {"algorithm": "grpo", "lr": 1e-6, "precision": "fp32", "run": "grpo-fp32", "sparsity": 30.0},
-        {"algorithm": "grpo", "lr": 1e-6, "precision": "bf16", "run": "grpo-bf16", "sparsity": 95.0},
-        {"algorithm": "sft", "lr": 1e-6, "precision": "fp32", "run": "sft-fp32", "sparsity": 5.0},
-        {"algorithm": "sft", "lr": 1e-6, "precision": "bf16", "run": "sft-bf16", "sparsity": 6.0},
-    ])
+    """The study's tables, written by their writers from stage outputs, on which every claim holds."""
+    specs = _specs()
+    accuracy = {("addition", "base", "init"): 0.0, ("addition", "base", "start"): 0.4,
+                **{("addition", "full", name): 0.5 for name in RUNS},
+                ("addition", "full", "rloo-learn-s1"): 0.48, ("addition", "subnet", "grpo-learn-s1"): 0.49,
+                ("addition", "subnet", "rloo-learn-s1"): 0.495, ("addition", "random", "grpo-learn-s1--same"): 0.42,
+                ("addition", "random", "rloo-learn-s1--same"): 0.44}
+    diffs = {name: _diff({"tol=1e-05": row[4], "tol=1e-08": row[5], "exact": 0.0}) for name, row in RUNS.items()}
+    warmup_diff = _diff({"tol=1e-05": 0.4, "tol=1e-08": 0.1, "exact": 0.0})
+    sparsity = sparsity_table(specs, diffs, accuracy, {}, WARMUP, warmup_diff)
+    subnet = {"grpo-learn-s1": _diff({"tol=1e-05": 85.0, "tol=0.0001": 95.0}),
+              "rloo-learn-s1": _diff({"tol=1e-05": 80.0, "tol=0.0001": 93.0})}
+    subnetwork = subnetwork_table(specs, accuracy, subnet, {"grpo-learn-s1": 0.031, "rloo-learn-s1": 0.119}, ["same"])
+    overlap = overlap_table(pd.DataFrame([
+        {"run_1": "grpo-learn-s1", "run_2": "rloo-learn-s1", **overlap_stats(NUMEL, 31, 120, 24)},
+        {"run_1": "grpo-learn-s1", "run_2": "dpo-learn-s1", **overlap_stats(NUMEL, 31, 240, 20)}]))
+    rank = rank_table({"grpo-learn-s1": _rank_rows({"model.layers.0.self_attn.q_proj.weight": (10, 10),
+                                                    "model.layers.0.mlp.up_proj.weight": (24, 25),
+                                                    "model.embed_tokens.weight": (1, 10)})}, specs)
+    layers = layers_table({"grpo-learn-s1": _layer_diff({
+        "model.layers.0.self_attn.q_proj.weight": 95.0, "model.layers.0.mlp.down_proj.weight": 97.0,
+        "model.layers.1.self_attn.q_proj.weight": 96.0, "model.layers.1.mlp.down_proj.weight": 98.0,
+        "model.layers.2.self_attn.q_proj.weight": 94.0, "model.layers.2.mlp.down_proj.weight": 96.0,
+        "model.embed_tokens.weight": 10.0})}, CRITERION)
+    likelihoods = {"dpo-learn-s1": (-0.5, -0.7), "dpo-learn-off": (-1.9, -2.1)}
     return {"sparsity": sparsity, "subnetwork": subnetwork, "overlap": overlap, "rank": rank, "layers": layers,
-            "data": data, "precision": precision}
+            "controls": controls_table(specs, sparsity, CRITERION),
+            "data": data_table(specs, sparsity, CRITERION, likelihoods),
+            "precision": precision_table(specs, sparsity, CRITERION)}
 
 
 def _verdicts(tables, **kwargs) -> dict[str, str]:
@@ -79,48 +123,59 @@ def test_every_claim_holds_on_consistent_tables():
     df = compute_findings(_tables(), CRITERION)
     assert list(df.columns) == COLUMNS
     assert list(df["claim"]) == list(CLAIMS) and len(CLAIMS) == 11
-    assert set(DEFAULT_THRESHOLDS) == set(CLAIMS)
     assert dict(zip(df["claim"], df["verdict"])) == dict.fromkeys(CLAIMS, HOLDS), df.to_string()
+    assert list(df["threshold"]) == [claim.threshold_text(claim.threshold) for claim in CLAIMS.values()]
+
+
+def test_the_schema_offers_exactly_the_registered_claims():
+    """One claim, one registry entry: the config's `findings:` keys are the registry's ids, in its order,
+    and the registry's defaults are valid values of them (the schema states no default of its own)."""
+    section = yaml.safe_load(SCHEMA.read_text())["properties"]["findings"]
+    assert list(section["properties"]) == list(CLAIMS)
+    assert not any("default" in prop for prop in section["properties"].values())
+    jsonschema.validate({c.id: c.threshold for c in CLAIMS.values()}, section)
 
 
 def test_evidence_quotes_the_numbers_and_runs():
     row = _row(_tables(), "rl-sparse")
-    # RL runs only: the SFT control and SFT from init are left out of the median.
-    assert "4 RL runs" in row["evidence"] and "median 82.0%" in row["evidence"]
-    assert "grpo-paper 70.0%" in row["evidence"] and "grpo-learn-s1 96.9%" in row["evidence"]
+    # RL runs only: the SFT controls and SFT from init are left out of the median.
+    assert "6 RL runs" in row["evidence"] and "median 73.0%" in row["evidence"]
+    assert "grpo-learn-fp32 30.0%" in row["evidence"] and "grpo-learn-s1 96.9%" in row["evidence"]
     assert row["threshold"] == "median >= 50%"
-    assert "median 5.2%" in _row(_tables(), "sft-dense")["evidence"]  # sft-learn 10.0 and sft-from-init 0.4
+    assert "3 SFT runs: median 5.0%" in _row(_tables(), "sft-dense")["evidence"]  # 10.0, 5.0 and sft-from-init 0.4
     # The largest tolerance column, not the first one.
     assert "tol=0.0001: mean 94.0%" in _row(_tables(), "subnetwork-same-weights")["evidence"]
-    # The embedding's rank is left out.
+    # The embedding's rank (10%) is left out: attention 100%, mlp 96%.
     assert "mean 98.0%" in _row(_tables(), "full-rank")["evidence"]
     assert "-0.50" in _row(_tables(), "in-distribution")["evidence"]
-    assert "grpo lr 1e-06: fp32 30.0%, bf16 95.0%" in _row(_tables(), "precision")["evidence"]
+    assert "grpo lr 1e-06: fp32 30.0%, bf16 96.9%" in _row(_tables(), "precision")["evidence"]
     matched = _row(_tables(), "matched-control")["evidence"]
-    # Only same lr/steps/precision/regime pairs: grpo-paper (regime paper, lr 3e-6) has no control.
-    assert matched.startswith("3/3 matched pairs") and "grpo-paper" not in matched
+    # The controls table's pairs: grpo-paper (lr 3e-6) has no control; dpo-learn-off's pairs are DPO's own.
+    assert matched.startswith("5/5 matched pairs") and "grpo-paper" not in matched
+    assert "dpo-learn-off 60.0% > sft-learn 10.0% (lr 1e-06)" in matched
+    assert "grpo-learn-fp32 30.0% > sft-learn-fp32 5.0%" in matched
 
 
 def test_headline_criterion_selects_the_column():
     tables = _tables()
-    assert "median 82.0%" in _row(tables, "rl-sparse")["evidence"]
-    # At tol=1e-08 the RL median is 75.0% (90, 80, 70, 60).
+    assert "median 73.0%" in _row(tables, "rl-sparse")["evidence"]
+    # At tol=1e-08 the RL median is 65.0% (90, 80, 70, 60, 50, 25).
     row = compute_findings(tables, "tol=1e-08").set_index("claim").loc["rl-sparse"]
-    assert "median 75.0%" in row["evidence"]
+    assert "median 65.0%" in row["evidence"]
 
 
 @pytest.mark.parametrize("claim, table, key, value, column, new", [
     ("rl-sparse", "sparsity", "algorithm", "grpo", HEAD, 20.0),
-    ("sft-dense", "sparsity", "run", "sft-learn", HEAD, 60.0),
-    ("matched-control", "sparsity", "run", "dpo-learn-s1", HEAD, 9.0),
+    ("sft-dense", "sparsity", "algorithm", "sft", HEAD, 60.0),
+    ("matched-control", "controls", "run", "dpo-learn-s1", "sparsity", 9.0),
     ("subnetwork-recovers", "subnetwork", "run", "rloo-learn-s1", "accuracy_subnetwork", 45.0),
     ("mask-beats-random", "subnetwork", "run", "grpo-learn-s1", "accuracy_random_same", 49.0),
     ("subnetwork-same-weights", "subnetwork", "run", "grpo-learn-s1", "equal tol=0.0001 (%)", 50.0),
     ("overlap-above-random", "overlap", "run_2", "dpo-learn-s1", "o2", 3.0),
-    ("full-rank", "rank", "group", "mlp", "rank_pct", 40.0),
+    ("full-rank", "rank", "group", "mlp", "mean_rank_pct", 40.0),
     ("layers-uniform", "layers", "layer", "1", "q_proj", 40.0),
     ("in-distribution", "data", "pairs", "off_policy", "sparsity", 95.0),
-    ("precision", "precision", "run", "grpo-fp32", "sparsity", 80.0),
+    ("precision", "precision", "run", "grpo-learn-fp32", "sparsity", 80.0),
 ])
 def test_one_number_flips_its_verdict(claim, table, key, value, column, new):
     tables = _tables()
@@ -131,20 +186,31 @@ def test_one_number_flips_its_verdict(claim, table, key, value, column, new):
     assert {c for c, v in verdicts.items() if v != HOLDS} == {claim}
 
 
-def test_sparsity_from_init_is_not_a_control():
+def test_rl_and_sft_are_the_algorithm_registrys(monkeypatch):
+    """Which runs are RL is `Algorithm.is_rl`, not the algorithm's name: registered as RL, SFT runs leave
+    no SFT run to be dense, and an algorithm the registry lacks is an error, not silently RL."""
+    monkeypatch.setitem(algorithms.ALGORITHMS, "sft", dataclasses.replace(algorithms.ALGORITHMS["sft"], is_rl=True))
+    assert _verdicts(_tables())["sft-dense"] == NOT_MEASURED
+    monkeypatch.undo()
     tables = _tables()
-    # An RL run at sft-from-init's lr/steps/precision/regime would be "matched" only if it counted as a control.
-    extra = {"run": "grpo-warm", "algorithm": "grpo", "regime": "warmup", "lr": 1e-3, "steps": 50,
-             "precision": "fp32", "seed": 0, HEAD: 0.1}
-    tables["sparsity"] = pd.concat([tables["sparsity"], pd.DataFrame([extra])], ignore_index=True)
-    assert _row(tables, "matched-control")["verdict"] == HOLDS
+    _set(tables["sparsity"], "run", "grpo-paper", "algorithm", "ppo")
+    with pytest.raises(ValueError, match="ppo"):
+        compute_findings(tables, CRITERION)
+
+
+def test_rank_leaves_out_the_group_the_diff_gives_embeddings():
+    assert {describe("model.embed_tokens.weight")["group"], describe("lm_head.weight")["group"]} == RANK_EXCLUDED
+    tables = _tables()
+    tables["rank"] = tables["rank"][tables["rank"]["group"] == "embedding"]
+    assert _verdicts(tables)["full-rank"] == NOT_MEASURED
 
 
 def test_float_noise_in_lr_still_matches():
     tables = _tables()
-    tables["sparsity"]["lr"] = tables["sparsity"]["lr"] * (1 + 1e-12)
-    tables["sparsity"].loc[tables["sparsity"]["run"] == "sft-learn", "lr"] = 1e-6
-    assert _row(tables, "matched-control")["evidence"].startswith("3/3")
+    _set(tables["precision"], "run", "grpo-learn-fp32", "lr", 1e-6 * (1 + 1e-12))
+    _set(tables["data"], "run", "dpo-learn-off", "lr", 1e-6 * (1 + 1e-12))
+    verdicts = _verdicts(tables)
+    assert (verdicts["precision"], verdicts["in-distribution"]) == (HOLDS, HOLDS)
 
 
 def test_thresholds_are_overridable_and_checked():
@@ -153,6 +219,9 @@ def test_thresholds_are_overridable_and_checked():
     # grpo's subnetwork falls 1.0 point short of full finetuning: within 2 points, not within 0.5.
     assert _verdicts(_tables(), thresholds={"subnetwork-recovers": 0.5})["subnetwork-recovers"] == FAILS
     assert _verdicts(_tables(), thresholds={"overlap-above-random": 1.0})["overlap-above-random"] == HOLDS
+    # Every RL run is 25 points or more sparser than its control (the closest: 30.0 vs 5.0), not 30.
+    assert _verdicts(_tables(), thresholds={"matched-control": 24.0})["matched-control"] == HOLDS
+    assert _verdicts(_tables(), thresholds={"matched-control": 30.0})["matched-control"] == FAILS
     with pytest.raises(ValueError, match="rl_sparse"):
         compute_findings(_tables(), CRITERION, thresholds={"rl_sparse": 1.0})
 
@@ -172,10 +241,10 @@ def test_missing_tables_are_not_measured():
 
 @pytest.mark.parametrize("claim, table, drop", [
     ("rl-sparse", "sparsity", HEAD),
-    ("matched-control", "sparsity", "steps"),
+    ("matched-control", "controls", "control_sparsity"),
     ("mask-beats-random", "subnetwork", "accuracy_random_same"),
     ("subnetwork-same-weights", "subnetwork", ["equal tol=1e-05 (%)", "equal tol=0.0001 (%)"]),
-    ("full-rank", "rank", "rank_pct"),
+    ("full-rank", "rank", "mean_rank_pct"),
     ("overlap-above-random", "overlap", "random_o1"),
     ("in-distribution", "data", "pairs"),
     ("precision", "precision", "precision"),
@@ -191,11 +260,11 @@ def test_no_qualifying_rows_are_not_measured():
     tables["subnetwork"]["accuracy_random_same"] = float("nan")
     tables["data"] = tables["data"][tables["data"]["pairs"] == "on_policy"]
     tables["precision"] = tables["precision"][tables["precision"]["precision"] == "bf16"]
-    tables["layers"] = tables["layers"][tables["layers"]["layer"].isin(["0", "embed"])]
-    tables["rank"] = tables["rank"][tables["rank"]["group"] == "embedding"]
+    tables["layers"] = tables["layers"][tables["layers"]["layer"].isin(["0", "-"])]
     tables["sparsity"] = tables["sparsity"][tables["sparsity"]["algorithm"] != "sft"]
+    tables["controls"]["control_sparsity"] = float("nan")  # the controls' sparsity not measured yet
     verdicts = _verdicts(tables)
-    for claim in ("mask-beats-random", "in-distribution", "precision", "layers-uniform", "full-rank", "sft-dense",
+    for claim in ("mask-beats-random", "in-distribution", "precision", "layers-uniform", "sft-dense",
                   "matched-control"):
         assert verdicts[claim] == NOT_MEASURED, claim
     assert verdicts["rl-sparse"] == HOLDS
@@ -203,18 +272,10 @@ def test_no_qualifying_rows_are_not_measured():
 
 def test_precision_pairs_need_the_same_steps():
     tables = _tables()
-    tables["precision"]["steps"] = [20, 40, 20, 20]  # grpo fp32 and bf16 ran for different lengths
+    _set(tables["precision"], "run", "grpo-learn-s1", "steps", 40)  # grpo fp32 and bf16 ran for different lengths
     assert _verdicts(tables)["precision"] == NOT_MEASURED
     tables["precision"]["steps"] = 20
     assert _verdicts(tables)["precision"] == HOLDS
-
-
-def test_rank_stage_column_name_is_read():
-    tables = _tables()
-    tables["rank"] = tables["rank"].rename(columns={"rank_pct": "mean_rank_pct"})
-    assert _verdicts(tables)["full-rank"] == HOLDS
-    _set(tables["rank"], "group", "attention", "mean_rank_pct", 10.0)
-    assert _verdicts(tables)["full-rank"] == FAILS
 
 
 def test_written_and_read_back(tmp_path):
@@ -232,8 +293,8 @@ def test_written_and_read_back(tmp_path):
     pd.testing.assert_frame_equal(back, df)
     md = (tmp_path / "out" / "findings.md").read_text()
     assert md.startswith("# ") and "| claim | statement | verdict | evidence | threshold |" in md
-    for claim, statement in CLAIMS.items():
-        assert f"| {claim} | {statement} | holds |" in md
+    for claim in CLAIMS.values():
+        assert f"| {claim.id} | {claim.statement} | holds |" in md
     assert not list((tmp_path / "out").glob(".*.tmp"))
 
 

@@ -4,12 +4,13 @@ import torch
 from safetensors.numpy import load_file as load_numpy
 from safetensors.torch import save_file
 
-from subnet_rl.tasks import addition as task
-from subnet_rl.diff import Criterion, diff_checkpoints
+from subnet_rl.checkpoints import Checkpoint
+from subnet_rl.diff import Criterion, compared_params, diff_checkpoints
 from subnet_rl.mask_extraction import extract_masks
 from subnet_rl.masks import MaskFile, pack, popcount, save_masks, unpack
 from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model
 from subnet_rl.overlap import mask_overlap
+from subnet_rl.tasks import addition as task
 
 TOL = Criterion("tolerance", 1e-5)
 
@@ -52,6 +53,28 @@ def test_extract_masks_marks_changed_entries(tmp_path):
     assert (masks["w"] == expected).all() and not masks["v"].any()
     extract_masks(tmp_path / "b.safetensors", tmp_path / "a.safetensors", Criterion("exact"), out)
     assert dict(MaskFile(out).items())["v"][0]
+
+
+def test_masks_cover_exactly_the_compared_parameters(tmp_path):
+    """`compared_params` (what masks, ranks and dynamics iterate) holds parameters whose values were compared,
+    in name order: no buffer, no tensor on one side only, no dtype mismatch, a resized one only on shared rows."""
+    before = {"model.layers.0.mlp.up_proj.weight": torch.zeros(4, 3), "model.embed_tokens.weight": torch.zeros(5, 3),
+              "model.layers.0.self_attn.rotary_emb.inv_freq": torch.ones(2), "gone": torch.zeros(2),
+              "flag": torch.zeros(2, dtype=torch.bool)}
+    after = {**before, "model.embed_tokens.weight": torch.ones(6, 3), "flag": torch.zeros(2, dtype=torch.int64)}
+    del after["gone"]
+    after["model.layers.0.mlp.up_proj.weight"] = torch.ones(4, 3)
+    after["model.layers.0.self_attn.rotary_emb.inv_freq"] = torch.full((2,), 2.0)
+    save_file(before, tmp_path / "b.safetensors")
+    save_file(after, tmp_path / "a.safetensors")
+    b, a = tmp_path / "b.safetensors", tmp_path / "a.safetensors"
+    assert [p.name for p in compared_params(b, a)] == ["model.layers.0.mlp.up_proj.weight"]
+    shared = compared_params(Checkpoint(b), Checkpoint(a), resized="shared_rows")  # opened checkpoints work too
+    assert [(p.name, p.compared_shape) for p in shared] == [("model.embed_tokens.weight", (5, 3)),
+                                                            ("model.layers.0.mlp.up_proj.weight", (4, 3))]
+    stats = extract_masks(b, a, TOL, tmp_path / "mask.safetensors", resized="shared_rows")
+    assert MaskFile(tmp_path / "mask.safetensors").names() == [p.name for p in shared]
+    assert stats == {"updated": 27, "total": 27, "density": 1.0}
 
 
 @pytest.fixture(scope="module")

@@ -69,10 +69,17 @@ NAME_KEYS = [("runs", "grpo-a"), ("datasets", "addition"), ("models", "smol"), (
 
 
 def test_the_unmodified_configs_pass():
+    """The control of the refusals below: the same configs, every hub piece well formed, pass both checks,
+    and each hub model gets its download slug (a revision's `/` encoded, not a path)."""
+    from subnet_rl.hub_refs import hub_refs
+
     _validated(_with_hub_pieces(_study()))
     config = _with_hub_pieces(_study())
     config["model"] = {"source": "hub", "name": "org/start", "revision": "refs/pr/1"}
     _validated(config)
+    slugs = {key: download_slug(ref) for key, ref in hub_refs(config)}
+    assert slugs == {"model": "org--start@refs%2Fpr%2F1", "models.smol": "org--smol@main",
+                     "checkpoint_pairs.p.before": "org--base@main", "checkpoint_pairs.p.after": "org--tuned@v1"}
 
 
 @pytest.mark.parametrize("key", VALUE_KEYS, ids=".".join)
@@ -164,7 +171,9 @@ def test_a_key_given_twice_anywhere_is_refused_with_its_line(tmp_path):
 
 
 def test_the_shipped_configs_have_no_duplicate_keys():
-    check_config_files(sorted((REPO / "config").glob("*.yaml")) + sorted((REPO / ".test").glob("*.yaml")))
+    shipped = sorted((REPO / "config").glob("*.yaml")) + sorted((REPO / ".test").glob("*.yaml"))
+    assert len(shipped) >= 4  # config.yaml, study.yaml, paper.yaml, train-paper.yaml and the tests' own
+    check_config_files(shipped)  # raises DuplicateKeyError, naming the key, on a key given twice
 
 
 @pytest.mark.e2e
@@ -292,7 +301,7 @@ def test_train_job_checks_the_machine_before_launching(tmp_path):
 
     if torch.cuda.device_count() >= 2:
         pytest.skip("this machine has the GPUs")
-    spec = RunSpec(name="r", algorithm="sft", lr=1e-3, steps=1, seed=0, dataset="d")
+    spec = RunSpec.from_dict(dict(name="r", algorithm="sft", lr=1e-3, steps=1, seed=0, dataset="d"))
     with pytest.raises(RuntimeError, match="cpu_processes"):
         train_job(spec, tmp_path / "no-start", tmp_path / "no-data.parquet", tmp_path / "out", processes=2)
     assert not (tmp_path / "out").exists()

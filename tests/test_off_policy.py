@@ -85,8 +85,8 @@ def solver(tmp_path_factory):
     save_checkpoint(build_tiny_model(spec, tokenizer, seed=0), tokenizer, root / "init")
     paths = {"train": root / "train.parquet", "test": root / "test.parquet"}
     write_dataset(synthetic_addition(2, 256, 32, seed=0), paths)
-    warmup = RunSpec(name="warmup", algorithm="sft", lr=1e-2, steps=60, seed=0, dataset="addition",
-                     batch_size=32, warmup_steps=5)
+    warmup = RunSpec.from_dict(dict(name="warmup", algorithm="sft", lr=1e-2, steps=60, seed=0, dataset="addition",
+                                    batch_size=32, warmup_steps=5))
     train(warmup, root / "init", paths["train"], root / "start")
     model, tokenizer = load_checkpoint(root / "start")
     return model, tokenizer, pd.read_parquet(paths["train"])

@@ -1,4 +1,4 @@
-"""The memory plan (src/subnet_rl/plan.py): its arithmetic, where shapes come from, `auto` sharding, the
+"""The memory plan (src/subnet_rl/plan/): its arithmetic, where shapes come from, `auto` sharding, the
 `subnet-rl plan` command, the workflow's refusal, and the plan against a measured CPU peak."""
 
 import dataclasses
@@ -27,7 +27,7 @@ P_8B = 8_030_261_248
 
 
 def spec(algorithm="sft", **kw) -> RunSpec:
-    return RunSpec(**{"name": "r", "algorithm": algorithm, "lr": 1e-6, "steps": 1, "seed": 0, "dataset": "d",
+    return RunSpec.from_dict({"name": "r", "algorithm": algorithm, "lr": 1e-6, "steps": 1, "seed": 0, "dataset": "d",
                       "batch_size": 1, "max_length": 512, **kw})
 
 
@@ -159,18 +159,18 @@ def test_grpo_generation_cache(llama):
     completions = 4 * 4 * 16  # TRL generates the whole generation batch at once
     cache = 2 * 32 * 8 * 128 * (1024 + 3072) * completions * 4
     assert terms.generation == cache + 3 * completions * 128256 * 4
-    assert plan_terms(dataclasses.replace(run, gradient_accumulation_steps=1), llama).generation < terms.generation
+    assert plan_terms(run.replaced(gradient_accumulation_steps=1), llama).generation < terms.generation
     assert plan_terms(spec("sft"), llama).generation == 0
     # The cache is gone before the training forward: the peak holds the largest of the phases, gradients
     # meeting the activations only when they accumulate over micro-steps.
     assert terms.total == terms.static + max(terms.activations + terms.logits + terms.gradients,
                                              terms.gradients, terms.generation)
-    single = plan_terms(dataclasses.replace(run, gradient_accumulation_steps=1, max_new_tokens=8), llama)
+    single = plan_terms(run.replaced(gradient_accumulation_steps=1, max_new_tokens=8), llama)
     assert single.backward_start == single.activations + single.logits
     # Colocated vLLM keeps its share of the GPU instead; a vLLM server costs the training GPUs nothing.
-    vllm = plan_terms(dataclasses.replace(run, generation_engine="vllm"), llama, gpu_mem_gb=80)
+    vllm = plan_terms(run.replaced(generation_engine="vllm"), llama, gpu_mem_gb=80)
     assert vllm.generation == 0 and vllm.vllm == int(0.3 * 80 * GiB)
-    server = plan_terms(dataclasses.replace(run, generation_engine="vllm", vllm_mode="server"), llama, gpu_mem_gb=80)
+    server = plan_terms(run.replaced(generation_engine="vllm", vllm_mode="server"), llama, gpu_mem_gb=80)
     assert server.vllm == server.generation == 0
 
 
@@ -205,7 +205,7 @@ def test_choose_sharding(llama):
     assert choose_sharding(eight, None) == "ddp"
     assert choose_sharding(plan_run(run, llama, gpus=1, gpu_mem_gb=80), 80) == "ddp"  # nothing to shard over
     assert choose_sharding(plan_run(run, llama, gpus=4, nodes=2, gpu_mem_gb=80), 80) == "fsdp2"
-    pinned = plan_run(dataclasses.replace(run, sharding="ddp"), llama, gpus=8, gpu_mem_gb=80)
+    pinned = plan_run(run.replaced(sharding="ddp"), llama, gpus=8, gpu_mem_gb=80)
     assert pinned.chosen == "ddp" and pinned.fits is False
 
 
@@ -354,7 +354,7 @@ def test_plan_is_within_30_percent_of_the_measured_peak_of_the_embedded_model(tm
 
 def test_plan_module_does_not_import_torch():
     code = ("import sys; import subnet_rl.plan as p; from subnet_rl.config import RunSpec; "
-            "p.plan_terms(RunSpec(name='r', algorithm='sft', lr=1.0, steps=1, seed=0, dataset='d'), "
+            "p.plan_terms(RunSpec.from_dict(dict(name='r', algorithm='sft', lr=1.0, steps=1, seed=0, dataset='d')), "
             "p.embedded_shape({})); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -136,8 +136,8 @@ def test_the_reward_trl_calls_scores_hand_made_completions(smollm2, tmp_path):
     train = pd.DataFrame({"prompt": [prompt, prompt], "answer": [PROBLEMS[0][1]] * 2})
     for task, right, wrong in [("gsm8k", "2 + 3 = 5\n#### 5", "#### 6"),
                                ("math", "so the answer is $\\boxed{5}$", "\\boxed{\\frac{1}{2}}")]:
-        spec = RunSpec(name="probe", algorithm="grpo", lr=1e-5, steps=1, seed=0, dataset="d", task=task,
-                       reward="binary", batch_size=1, num_generations=2, max_new_tokens=4)
+        spec = RunSpec.from_dict(dict(name="probe", algorithm="grpo", lr=1e-5, steps=1, seed=0, dataset="d", task=task,
+                                      reward="binary", batch_size=1, num_generations=2, max_new_tokens=4))
         trainer = build_trainer(spec, model, tokenizer, train, str(tmp_path / task), [])
         reward = trainer.reward_funcs[0]
         completions = [[{"role": "assistant", "content": right}], [{"role": "assistant", "content": wrong}]]

@@ -77,10 +77,10 @@ def test_changed_training_code_reruns_training_and_what_follows_only(study, edit
 
 
 def test_changed_diff_engine_reruns_diffs_and_tables_not_training(study, edited):
-    """diff.py decides which entries changed: diffs and masks rerun, and so does what follows a mask
+    """The diff kernel decides which entries changed: diffs and masks rerun, and so does what follows a mask
     (subnetwork retraining, its evaluation, overlap); full training and its evaluations do not."""
     _, run = study
-    edited("diff.py")
+    edited("diff/kernel.py")
     planned = plan(run)
     assert {"results/diff/full/grpo-a.parquet", "results/diff/base/start.parquet", "results/masks/grpo-a.safetensors",
             "results/tables/sparsity.csv"} <= planned

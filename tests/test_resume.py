@@ -32,7 +32,7 @@ class KillAfterSave(TrainerCallback):
 build = training.build_trainer
 training.build_trainer = lambda spec, model, tok, data, out, callbacks: build(spec, model, tok, data, out,
                                                                               [*callbacks, KillAfterSave()])
-train_job(RunSpec(**args["spec"]), args["start"], args["train"], args["out"], mask=args.get("mask"),
+train_job(RunSpec.from_dict(args["spec"]), args["start"], args["train"], args["out"], mask=args.get("mask"),
           resume_dir=args["resume"])
 """
 
@@ -45,9 +45,9 @@ def setup(tmp_path_factory):
 
 
 def _spec(algorithm: str, **kw) -> RunSpec:
-    return RunSpec(**{"name": f"r-{algorithm}", "algorithm": algorithm, "lr": 1e-2, "steps": 6, "seed": 0,
-                      "dataset": "d", "batch_size": 4, "num_generations": 4, "weight_decay": 0.1, "save_steps": 2,
-                      **kw})
+    group = {"num_generations": 4} if algorithm in ("grpo", "rloo") else {}
+    return RunSpec.from_dict({"name": f"r-{algorithm}", "algorithm": algorithm, "lr": 1e-2, "steps": 6, "seed": 0,
+                              "dataset": "d", "batch_size": 4, "weight_decay": 0.1, "save_steps": 2, **group, **kw})
 
 
 @pytest.mark.parametrize("algorithm,masked", [("sft", False), ("grpo", False), ("sft", True)])

@@ -7,8 +7,9 @@ import importlib.util
 import pytest
 import yaml
 
-from subnet_rl.algorithms import rollout_engine, trl_config
+from subnet_rl.algorithms import trl_arguments, trl_config
 from subnet_rl.config import RunSpec, check_references
+from subnet_rl.settings import RolloutSettings
 
 COMMON = dict(output_dir="/tmp/unused", use_cpu=True, bf16=False, report_to="none", max_steps=1)
 
@@ -35,10 +36,22 @@ def test_vllm_settings_reach_the_trl_config_of_every_online_algorithm(algorithm)
     assert plain.use_vllm is False
 
 
-def test_offline_algorithms_have_no_rollouts():
-    with pytest.raises(ValueError, match="samples nothing"):
-        trl_config(RunSpec(name="d", algorithm="dpo", lr=1e-3, steps=1, seed=0, dataset="x"), COMMON)
-    assert rollout_engine(RunSpec(name="d", algorithm="grpo", lr=1e-3, steps=1, seed=0, dataset="x")) == {"use_vllm": False}
+@pytest.mark.parametrize("algorithm", ["dpo", "kto", "orpo", "simpo", "sft"])
+def test_offline_algorithms_have_no_rollouts(algorithm):
+    """An offline algorithm's settings hold no rollout engine, and its TRL config is told nothing of vLLM (the
+    `generation` section does not reach it)."""
+    config = _config(engine="vllm")
+    config["runs"]["offline"] = {"algorithm": algorithm, "lr": 1e-3, "steps": 1, "seed": 0, "dataset": "addition"}
+    spec = RunSpec.from_config(config, "offline")
+    assert not isinstance(spec.settings, RolloutSettings)
+    assert not any("vllm" in key for key in trl_arguments(spec, COMMON))
+    with pytest.raises(AttributeError, match=f"{algorithm} has no setting 'generation_engine'"):
+        spec.generation_engine  # noqa: B018
+
+
+def test_hf_rollouts_by_default():
+    spec = RunSpec.from_dict(dict(name="g", algorithm="grpo", lr=1e-3, steps=1, seed=0, dataset="x"))
+    assert trl_arguments(spec, COMMON)["use_vllm"] is False
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")

@@ -17,7 +17,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("after", help="checkpoint folder (sharded or not) or .safetensors file")
     parser.add_argument("--chunk-mb", type=float, default=16, help="bytes per tensor chunk in memory (default 16)")
     parser.add_argument("--threads", type=int, default=None, help="worker threads (default: cores, at most 4)")
-    parser.add_argument("--resized", choices=["skip", "shared_rows"], default="skip",
+    from .diff import RESIZED_POLICIES  # the criteria vocabulary only: no NumPy before a command runs
+
+    parser.add_argument("--resized", choices=RESIZED_POLICIES, default="skip",
                         help="tensors whose first dimension differs: skip them as the official script does "
                              "(default), or compare their shared leading rows")
 

@@ -1,33 +1,79 @@
-"""Matched comparisons between runs: the paper's ablations, found in the config rather than declared.
+"""Matched comparisons between runs: the paper's ablations and controls, found in the config rather than declared.
 
-Two runs form a matched comparison over a setting ("knob") when they are identical in every other
-training setting (algorithm, lr, steps, seed, data, start model, ...); their name, regime label, subnetwork
-flag and snapshot interval do not count. So `precision` compares fp32 with bf16 weights, `kl_beta` KL on
-with off, `max_grad_norm` clipping on with off, `pairs` on- with off-policy preference data, for whatever
-runs a config holds, and a comparison that is not matched does not appear.
+Two runs are matched when they are identical in every training setting they both have (lr, steps, seed,
+data, start model, ...) except the ones the comparison is about; their name, regime label, subnetwork
+flag and snapshot interval (`NOT_TRAINING`) do not count. This module is the one definition of it, for
+both kinds of comparison the study makes:
+
+- over a setting ("knob", same algorithm): `precision` compares fp32 with bf16 weights, `kl_beta` KL on
+  with off, `max_grad_norm` clipping on with off, `pairs` on- with off-policy preference data;
+- an RL run and its SFT control (`controls_table`): the algorithm differs, and so may the settings that
+  belong to one algorithm only (`ALGORITHM_SETTINGS`: an SFT run has no reward sampling or preference beta).
+
+Whatever runs a config holds, a comparison that is not matched does not appear.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
+from itertools import product
 from typing import Any
 
 import pandas as pd
 
+from .algorithms import ALGORITHMS, get_algorithm
+
 #: run settings that label a run rather than change its training.
 NOT_TRAINING = frozenset({"name", "regime", "subnetwork", "save_every", "save_steps", "report_to",
                           "sharding"})
+#: the settings that belong to one algorithm (or a few) rather than to every run: the fields of each
+#: registered algorithm's own settings class (online sampling, preference losses and pairs), which an RL
+#: run and its SFT control may differ in. A flat spec of every setting would hold them all, defaults
+#: included; a spec of its shared settings and its algorithm's own (`RunSpec.as_dict()`) holds only its
+#: own, and a setting one of the two runs lacks is not compared anyway.
+ALGORITHM_SETTINGS = frozenset(f.name for algorithm in ALGORITHMS.values() for f in fields(algorithm.settings))
 #: knob -> the ablation it is (paper section 6; `precision` and `pairs` go beyond it: bf16 rounding, Table 5).
 KNOBS = {"precision": "fp32 vs bf16 weights", "kl_beta": "KL penalty", "max_grad_norm": "gradient clipping",
          "pairs": "on- vs off-policy preference data"}
 
 
+def training_settings(spec: dict[str, Any], besides: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The settings of a run that change its training, but `besides`, as text (repr), so that equal values
+    compare equal whatever their container type."""
+    return {k: repr(v) for k, v in spec.items() if k not in NOT_TRAINING | besides}
+
+
+def is_matched(a: dict[str, Any], b: dict[str, Any], besides: frozenset[str] = frozenset()) -> bool:
+    """Whether two runs are equal in every training setting both have, but `besides`."""
+    settings_a, settings_b = training_settings(a, besides), training_settings(b, besides)
+    return all(settings_a[k] == settings_b[k] for k in settings_a.keys() & settings_b.keys())
+
+
 def matched_groups(specs: dict[str, dict[str, Any]], knob: str) -> list[list[str]]:
-    """Groups (sorted run names) of runs equal in every training setting but `knob`, holding 2+ of its values."""
+    """Groups (sorted run names) of runs matched but in `knob`, holding 2+ of its values (runs without it
+    are in none)."""
     groups: dict[tuple, list[str]] = {}
     for name, spec in specs.items():
-        key = tuple(sorted((k, repr(v)) for k, v in spec.items() if k not in NOT_TRAINING | {knob}))
-        groups.setdefault(key, []).append(name)
+        if knob in spec:
+            key = tuple(sorted(training_settings(spec, frozenset({knob})).items()))
+            groups.setdefault(key, []).append(name)
     return [sorted(runs) for runs in groups.values() if len({repr(specs[r][knob]) for r in runs}) > 1]
+
+
+#: what an RL run and its SFT control may differ in.
+CONTROL_DIFFERENCES = frozenset({"algorithm"}) | ALGORITHM_SETTINGS
+
+
+def matched_controls(specs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """(RL run, SFT control) pairs: an SFT run matched with the RL run in every training setting but the
+    algorithm's own, in the sparsity table's order (regime, algorithm, run). RL is what the algorithm
+    registry says (`Algorithm.is_rl`). Only runs count: SFT from random init (the warmup) starts elsewhere
+    and is no run, so it is no control."""
+    order = sorted(specs, key=lambda r: (specs[r].get("regime", ""), specs[r]["algorithm"], r))
+    rl = [name for name in order if get_algorithm(specs[name]["algorithm"]).is_rl]
+    sft = [name for name in order if not get_algorithm(specs[name]["algorithm"]).is_rl]
+    return [(run, control) for run, control in product(rl, sft)
+            if is_matched(specs[run], specs[control], CONTROL_DIFFERENCES)]
 
 
 def _run_rows(sparsity: pd.DataFrame, criterion: str) -> dict[str, dict]:
@@ -85,6 +131,24 @@ def data_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str,
                         "sparsity": row.get("sparsity"), "accuracy_before": row.get("accuracy_before"),
                         "accuracy_after": row.get("accuracy_after")})
     return pd.DataFrame(out)
+
+
+CONTROL_COLUMNS = ["run", "control", "algorithm", "regime", "lr", "steps", "precision", "sparsity",
+                   "control_sparsity", "accuracy_after", "control_accuracy_after"]
+
+
+def controls_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str) -> pd.DataFrame:
+    """One row per RL run and matched SFT control: both sparsities at `criterion` and both accuracies after
+    training, the comparison behind "an RL run is sparser than its SFT control"."""
+    rows = _run_rows(sparsity, criterion)
+    out = []
+    for run, control in matched_controls(specs):
+        spec, row, control_row = specs[run], rows.get(run, {}), rows.get(control, {})
+        out.append({"run": run, "control": control, **{c: spec.get(c) for c in CONTROL_COLUMNS[2:7]},
+                    "sparsity": row.get("sparsity"), "control_sparsity": control_row.get("sparsity"),
+                    "accuracy_after": row.get("accuracy_after"),
+                    "control_accuracy_after": control_row.get("accuracy_after")})
+    return pd.DataFrame(out, columns=CONTROL_COLUMNS)
 
 
 def algorithms_table(sparsity: pd.DataFrame, criterion: str) -> pd.DataFrame:

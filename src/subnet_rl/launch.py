@@ -31,9 +31,9 @@ from pathlib import Path
 
 from . import resume
 from .config import RunSpec
+from .settings import SHARDINGS
 
 PathLike = str | os.PathLike
-SHARDINGS = ("ddp", "fsdp2")
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,13 @@ def check_gpus(asked: int, cpu_processes: bool = False, available: int | None = 
             "`resources.train.cpu_processes: true` to train in that many CPU processes (gloo) on purpose")
 
 
+def job_folders(out_dir: PathLike) -> dict[str, Path]:
+    """`train_job`'s folders beside a workflow checkpoint results/checkpoints/<variant>/<name>: its resume
+    folder (results/resume/<variant>/<name>) and tracker logs (results/tracking/<variant>/<name>)."""
+    where = Path(out_dir).relative_to("results/checkpoints")
+    return {"resume_dir": Path("results/resume") / where, "tracking_dir": Path("results/tracking") / where}
+
+
 def train_job(spec: RunSpec, start: PathLike, train_data: PathLike, out_dir: PathLike, pairs: PathLike | None = None,
               mask: PathLike | None = None, processes: int = 0, cpu_processes: bool = False,
               resume_dir: PathLike | None = None, tracking_dir: PathLike | None = None,
@@ -249,7 +256,7 @@ def _train_entry(argv: Sequence[str]) -> None:
     args = parser.parse_args(argv)
     from .training import train
 
-    spec = RunSpec(**json.loads(Path(args.spec).read_text()))
+    spec = RunSpec.from_dict(json.loads(Path(args.spec).read_text()))
     train(spec, args.start, args.train, args.out, pairs=args.pairs, mask=args.mask, trainer_dir=args.trainer_dir,
           resume_from=args.resume_from)
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import pandas as pd
 
 from .diff import COMPARED
+from .diff.criteria import COLUMN_PREFIX, criteria_of
 
 
 def layer_sparsity(diff_table: pd.DataFrame, label: str) -> pd.DataFrame:
     """Rows: layer x module; columns: numel and sparsity (%) under criterion `label` (e.g. tol=1e-05)."""
-    column = f"unchanged_{label}"
+    column = COLUMN_PREFIX + label
     if column not in diff_table:
         raise ValueError(f"the diff table has no {label!r} counts (it has "
-                         f"{sorted(c.removeprefix('unchanged_') for c in diff_table if c.startswith('unchanged_'))})")
+                         f"{sorted(c.label for c in criteria_of(diff_table.columns))})")
     params = diff_table[(diff_table["role"] == "param") & diff_table["status"].isin(COMPARED)].copy()
     params["layer"] = [str(int(v)) if pd.notna(v) else "-" for v in params["layer"]]
     grouped = params.groupby(["layer", "module", "group"], sort=False)[["numel", column]].sum().reset_index()

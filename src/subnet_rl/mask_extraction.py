@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
-from .checkpoints import Checkpoint
-from .diff import COMPARED, DEFAULT_CHUNK_BYTES, Criterion, pair_tensors, stream_compare
+from .diff import DEFAULT_CHUNK_BYTES, Criterion, compared_params, stream_compare
 from .masks import mask_writer, pack
 
 
@@ -22,8 +21,7 @@ def extract_masks(before: str | os.PathLike, after: str | os.PathLike, criterion
     of `before`. Masks cover parameters that were compared (resized tensors: skipped, or their shared rows
     with resized="shared_rows").
     """
-    pairs = [p for p in pair_tensors(Checkpoint(before), Checkpoint(after), resized)
-             if p.role == "param" and p.status in COMPARED]
+    pairs = compared_params(before, after, resized)
     single = str(out).endswith(".safetensors")
     groups: dict[str, list] = {}
     for pair in pairs:

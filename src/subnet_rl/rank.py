@@ -17,8 +17,7 @@ import os
 
 import numpy as np
 
-from .checkpoints import Checkpoint
-from .diff import COMPARED, describe, pair_tensors
+from .diff import compared_params, describe
 from .floats import to_float32
 from .tensorfile import ChunkReader, TensorEntry
 
@@ -53,8 +52,7 @@ def checkpoint_ranks(before: str | os.PathLike, after: str | os.PathLike, rtol: 
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pairs = [p for p in pair_tensors(Checkpoint(before), Checkpoint(after))
-             if p.role == "param" and p.status in COMPARED and len(p.before.shape) == 2]
+    pairs = [p for p in compared_params(before, after) if len(p.before.shape) == 2]
     rows = []
     with ChunkReader(0) as reader:  # buffers grow to the largest matrix: one pair in memory at a time
         for pair in pairs:

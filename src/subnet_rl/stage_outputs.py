@@ -44,7 +44,7 @@ PRODUCERS: tuple[tuple[str, str], ...] = (
     (r"results/tables/(?:sparsity|subnetwork|overlap)\.(?:md|csv|tex)", "tables"),
     (r"results/tables/(?:pairs|pairs_layers)\.(?:md|csv|tex)", "pairs_table"),
     (r"results/tables/(?:rank|layers)\.(?:md|csv|tex)", "analysis_tables"),
-    (r"results/tables/(?:algorithms|ablations|precision|data|dynamics|dynamics_split)\.(?:md|csv|tex)",
+    (r"results/tables/(?:algorithms|controls|ablations|precision|data|dynamics|dynamics_split)\.(?:md|csv|tex)",
      "comparison_tables"),
     (r"results/tables/checks/[^/]+\.json", "check_inputs"),
     (r"results/figures/(?P<figure>[^/]+)\.(?:png|pdf)", "figure_{figure}"),
@@ -135,7 +135,7 @@ def read_csv(path: str | os.PathLike, columns: Iterable[str] = ()) -> pd.DataFra
 
 
 def read_tables(paths: Iterable[str | os.PathLike]) -> dict[str, pd.DataFrame]:
-    """The CSV tables at `paths` keyed by file stem, as `findings.read_tables`, each read with checks."""
+    """The CSV tables at `paths` keyed by file stem (what the findings and figures read), each read with checks."""
     return {Path(p).stem: read_csv(p) for p in paths}
 
 

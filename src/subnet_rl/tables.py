@@ -173,11 +173,12 @@ TITLES = {"sparsity": "Update sparsity (% of entries unchanged)", "subnetwork": 
           "algorithms": "Accuracy gain and sparsity per algorithm (mean over its runs, per regime)",
           "ablations": "Ablations: KL penalty and gradient clipping (runs matched in every other setting)",
           "precision": "Sparsity with fp32 vs bf16 weights (runs matched in every other setting)",
+          "controls": "RL runs and their matched SFT controls (same start and every shared training setting)",
           "data": "On- vs off-policy preference data (same algorithm and prompts; log-likelihood under the start model)",
           "dynamics": "Training dynamics: sparsity against step, and % changed since the previous snapshot",
           "dynamics_split": "Entries never updated, updated then back to their start value, and in the final subnetwork (%)"}
 
-COMPARISON_TABLES = ("algorithms", "ablations", "precision", "data", "dynamics", "dynamics_split")
+COMPARISON_TABLES = ("algorithms", "controls", "ablations", "precision", "data", "dynamics", "dynamics_split")
 
 
 def write_table(df: pd.DataFrame, md_path: str | os.PathLike, csv_path: str | os.PathLike, title: str,

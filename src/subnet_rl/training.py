@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from transformers import TrainerCallback
 
-from .algorithms import get_algorithm
+from .algorithms import get_algorithm, trl_trainer
 from .config import RunSpec
 from .lengths import enforce_lengths
 from .masks import MaskFile
@@ -62,6 +62,7 @@ def environment(args, spec: RunSpec) -> dict:
 
 
 def _common_args(spec: RunSpec, output_dir: str) -> dict:
+    """The TrainingArguments every algorithm's TRL config gets, from the run's shared `TrainingSpec`."""
     return dict(
         output_dir=output_dir,
         learning_rate=spec.lr,
@@ -91,7 +92,7 @@ def _common_args(spec: RunSpec, output_dir: str) -> dict:
 
 def build_trainer(spec: RunSpec, model, tokenizer, data: pd.DataFrame, output_dir: str, callbacks: list):
     """The run's TRL trainer (from the algorithm registry) on its data: prompts, pairs or answers."""
-    return get_algorithm(spec.algorithm).build(spec, model, tokenizer, data, _common_args(spec, output_dir), callbacks)
+    return trl_trainer(spec, model, tokenizer, data, _common_args(spec, output_dir), callbacks)
 
 
 class StepSnapshots(TrainerCallback):

@@ -53,6 +53,10 @@ rule dynamics:
     input:
         start=lambda wildcards: start_of(wildcards.run),
         run="results/checkpoints/full/{run}",
+        # The start -> final comparison the diff and mask stages made (the mask is used where its
+        # criterion is analyses.criterion; see subnet_rl.dynamics).
+        diff="results/diff/full/{run}.parquet",
+        mask="results/masks/{run}.safetensors",
     output:
         steps="results/dynamics/{run}/steps.parquet",
         split="results/dynamics/{run}/split.parquet",

@@ -234,6 +234,7 @@ CATEGORY = {
     "findings": "1. Findings",
     "sparsity": "2. Sparsity",
     "algorithms": "2. Sparsity",
+    "controls": "2. Sparsity",
     "sparsity_vs_tolerance": "2. Sparsity",
     "subnetwork": "3. Subnetwork",
     "accuracy": "3. Subnetwork",
@@ -274,7 +275,7 @@ def final_tables():
 def figure_tables(name):
     """The final tables a figure reads, among those this configuration writes."""
     written = {Path(t).stem for t in final_tables() if t.endswith(".csv")}
-    return [f"results/tables/{t}.csv" for t in FIGURES[name][0] if t in written]
+    return [f"results/tables/{t}.csv" for t in FIGURES[name].tables if t in written]
 
 
 def presentation():

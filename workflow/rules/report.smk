@@ -20,7 +20,8 @@ for _figure in FIGURES:
             ),
             pdf=f"results/figures/{_figure}.pdf",
         params:
-            code=code("figure.py"),
+            # figure.py with the registry, and this figure's drawer: editing one drawer reruns one figure.
+            code=f"{code('figure.py')}+{code_hash(FIGURES[_figure].module_file)}",
             figure=_figure,
             runs=FIGURE_RUNS,
         conda:

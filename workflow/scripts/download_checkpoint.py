@@ -2,7 +2,7 @@ import json
 
 from subnet_rl.atomic import write_text
 from subnet_rl.jobs import snakemake_job
-from subnet_rl.models import download_snapshot
+from subnet_rl.hub_checkpoints import download_snapshot
 
 with snakemake_job(snakemake):
     ref = snakemake.params.ref

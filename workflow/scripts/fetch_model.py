@@ -1,5 +1,5 @@
 from subnet_rl.jobs import snakemake_job
-from subnet_rl.models import fetch_pretrained
+from subnet_rl.hub_checkpoints import fetch_pretrained
 
 with snakemake_job(snakemake):
     p = snakemake.params

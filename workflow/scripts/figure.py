@@ -1,4 +1,5 @@
-from subnet_rl.figures import draw, save_figure
+from subnet_rl.figures import draw
+from subnet_rl.figures.canvas import save_figure
 from subnet_rl.jobs import snakemake_job
 from subnet_rl.stage_outputs import read_tables
 

@@ -1,8 +1,8 @@
-from subnet_rl.config import WarmupSpec
+from subnet_rl.config import warmup_run
 from subnet_rl.jobs import snakemake_job
-from subnet_rl.launch import launch_of, train_job
+from subnet_rl.launch import job_folders, launch_of, train_job
 
 with snakemake_job(snakemake):
-    spec = WarmupSpec(**snakemake.params.spec).as_run()
+    spec = warmup_run(snakemake.params.spec)
     train_job(spec, snakemake.input.init, snakemake.input.train, snakemake.output[0],
-              launch=launch_of(spec, snakemake.input.init, snakemake.params.launch))
+              launch=launch_of(spec, snakemake.input.init, snakemake.params.launch), **job_folders(snakemake.output[0]))
