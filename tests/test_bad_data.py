@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from subnet_rl.config import check_references
-from subnet_rl.data import _prepare_splits, build_dataset, synthetic_addition
+from subnet_rl.data import build_dataset, synthetic_addition
+from subnet_rl.dataset_rows import prepare_splits
 from subnet_rl.models import HubUnavailable, fetch_pretrained
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
@@ -213,7 +214,7 @@ def test_the_embedded_synthetic_default_has_no_invalid_rows():
     """The default data would pass every check unchanged (it is generated, so it is not re-checked)."""
     spec = yaml.safe_load(CONFIG.read_text())["datasets"]["addition"]
     splits = synthetic_addition(spec["digits"], spec["n_train"], spec["n_test"], spec["seed"])
-    checked, counts, note = _prepare_splits(
+    checked, counts, note = prepare_splits(
         {s: f[["prompt", "answer"]] for s, f in splits.items()}, task="addition", where={"train": "t", "test": "e"},
         sources={}, setting="invalid_rows", fix="fix")
     assert note is None and not any(counts.values())

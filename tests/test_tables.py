@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 
 from subnet_rl.tables import overlap_table, sparsity_table, subnetwork_table, write_table
+from subnet_rl.config import warmup_run
 
 
 def _diff(unchanged_tol, unchanged_exact, numel=100):
@@ -22,7 +23,7 @@ SFT_LOG = [{"loss": 2.0}, {"loss": 1.5}]
 def test_sparsity_table_rows_and_percentages():
     table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC, {"g": {"log_history": GRPO_LOG, "environment": {"deterministic": True}},
                             "s": {"log_history": SFT_LOG, "environment": {"deterministic": False}}},
-                           warmup={"dataset": "d", "lr": 1e-3, "steps": 5, "seed": 0}, warmup_diff=_diff(1, 0))
+                           warmup=warmup_run({"dataset": "d", "lr": 1e-3, "steps": 5}).as_dict(), warmup_diff=_diff(1, 0))
     assert list(table["run"]) == ["sft-from-init", "g", "s"]
     g = table.set_index("run").loc["g"]
     assert g["sparsity tol=1e-05"] == pytest.approx(90.0) and g["sparsity exact"] == pytest.approx(80.0)

@@ -25,7 +25,6 @@ from .tasks import addition, get_task
 __all__ = ["COLUMNS", "INVALID_ROWS", "SPLITS", "build_dataset", "check_parquet_rows", "load_hub", "load_parquet",
            "split_shared_prompt", "synthetic_addition", "write_dataset"]
 
-_prepare_splits = prepare_splits  # the name tests/test_bad_data.py imports from here
 SPLITS = ("train", "test")
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .checkpoints import Checkpoint, CheckpointError
 from .diff import pair_tensors
+from .diff.criteria import COLUMN_PREFIX
 from .stage_outputs import (DIFF_PATH, StageOutputError, check_exists, read_csv, read_diff, read_json, read_parquet,
                             stage_error)
 from .tensorfile import TensorFileError, read_header
@@ -88,7 +89,7 @@ def check_diff_table(table: pd.DataFrame, path: str | os.PathLike, before: str |
                                            or r["numel"] != pairs[r["name"]].numel)]
     if disagree:
         problems.append(f"rows that disagree with the checkpoints' headers: {_some(disagree)}")
-    for column in (c for c in table.columns if c.startswith("unchanged_")):
+    for column in (c for c in table.columns if c.startswith(COLUMN_PREFIX)):
         bad = table.loc[~table[column].between(0, table["numel"]), "name"].tolist()
         if bad:
             problems.append(f"{column} outside 0..numel for {_some(bad)}")

@@ -37,7 +37,7 @@ def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], ac
     if warmup is not None and warmup_diff is not None:
         ds = warmup["dataset"]
         rows.append({"run": "sft-from-init", "algorithm": "sft", "regime": "warmup", "lr": warmup["lr"],
-                     "steps": warmup["steps"], "precision": "fp32", "seed": warmup.get("seed", 0),
+                     "steps": warmup["steps"], "precision": warmup["precision"], "seed": warmup["seed"],
                      "accuracy_before": _pct(accuracy[(ds, "base", "init")]),
                      "accuracy_after": _pct(accuracy[(ds, "base", "start")]),
                      **_recorded(records.get("sft-from-init", {})),

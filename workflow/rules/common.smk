@@ -12,6 +12,7 @@ from subnet_rl.config import (
     dataset_reward,
     dataset_task,
     sort_keys_in_place,
+    warmup_run,
 )
 from subnet_rl.code_version import code_hash
 from subnet_rl.config_files import check_config_files
@@ -150,7 +151,7 @@ def pairs_file(spec):
 PAIR_FILES = {r: pairs_file(run_spec(r)) for r in RUNS if get_algorithm(run_spec(r).algorithm).reads_pairs}
 # Runs with snapshots (`save_every`), analysed by the dynamics rule.
 DYNAMICS_RUNS = [r for r in RUNS if run_spec(r).save_every]
-# Memory plan of every training job (src/subnet_rl/plan.py; arithmetic, no torch): one line each on stderr
+# Memory plan of every training job (src/subnet_rl/plan/; arithmetic, no torch): one line each on stderr
 # when the workflow starts; with resources.train.gpu_mem_gb, a job that cannot fit stops it here.
 import sys
 

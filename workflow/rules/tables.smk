@@ -48,7 +48,8 @@ rule tables:
     params:
         code=code("tables.py"),
         runs={run: run_spec(run).as_dict() for run in RUNS},
-        warmup=config.get("model", {}).get("warmup"),
+        # the warmup's settings with their defaults filled in (`warmup_run`), as its training used them
+        warmup=warmup_run(config["model"]["warmup"]).as_dict() if WARMUP else None,
         random_controls=RANDOM_CONTROLS,
     conda:
         "../../envs/subnet-rl.yaml"
