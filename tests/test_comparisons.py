@@ -16,7 +16,7 @@ from subnet_rl.algorithms import ALGORITHMS
 from subnet_rl.comparisons import (ALGORITHM_SETTINGS, CONTROL_COLUMNS, ablation_table, algorithms_table,
                                    controls_table, data_table, is_matched, matched_controls, matched_groups,
                                    precision_table)
-from subnet_rl.config import RunSpec
+from subnet_rl.config import RunSpec, warmup_run
 
 CRITERION = "tol=1e-05"
 
@@ -121,7 +121,7 @@ def _written_sparsity(specs: dict[str, dict], unchanged: dict[str, int], accurac
 
     accuracy = {("", "base", "init"): 0.0, ("", "base", "start"): 0.3,
                 **{("", "full", run): acc for run, acc in accuracy_after.items()}}
-    warmup = {"dataset": "", "lr": 1e-3, "steps": 10, "seed": 1}
+    warmup = warmup_run({"dataset": "", "lr": 1e-3, "steps": 10, "seed": 1}).as_dict()  # as tables.smk passes it
     return tables.sparsity_table({r: specs[r] for r in unchanged}, {r: diff(n) for r, n in unchanged.items()},
                                  accuracy, {}, warmup, diff(1))
 
@@ -201,6 +201,21 @@ def test_ablation_table_rows_per_knob_and_group():
     ]
     assert set(table["algorithm"]) == {"grpo"} and set(table["accuracy_before"]) == {0.3}
     assert ablation_table(specs, sparsity, CRITERION, knobs=("precision",))["run"].tolist() == ["p16", "p32"]
+
+
+def test_the_ablation_table_compares_adamw_with_sgd_by_default():
+    """Runs differing only in the optimizer are an ablation of the default table (the workflow's); an SGD run
+    that also differs in lr is none, and an SGD RL run is not the control of an AdamW SFT run."""
+    specs = specs_of(spec("adam"), spec("sgd", optimizer="sgd"), spec("sgd-lr", lr=1e-1, optimizer="sgd"),
+                     spec("sft-adam", "sft"))
+    sparsity = sparsity_table([("adam", "grpo", "learning", 1e-3, "fp32", 1, 0.3, 0.5, 80.0, 5.0, 70.0),
+                               ("sgd", "grpo", "learning", 1e-3, "fp32", 1, 0.3, 0.31, 99.0, 98.0, 99.5)])
+    table = ablation_table(specs, sparsity, CRITERION)
+    assert table[["ablation", "knob", "group", "run", "value", "sparsity", "accuracy_after"]].values.tolist() == [
+        ["AdamW vs SGD", "optimizer", 1, "adam", "adamw", 80.0, 0.5],
+        ["AdamW vs SGD", "optimizer", 1, "sgd", "sgd", 99.0, 0.31],
+    ]
+    assert matched_controls(specs) == [("adam", "sft-adam")]
 
 
 # --- data_table -------------------------------------------------------------------------------------

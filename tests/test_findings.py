@@ -14,7 +14,7 @@ import yaml
 
 from subnet_rl import algorithms
 from subnet_rl.comparisons import controls_table, data_table, precision_table
-from subnet_rl.config import RunSpec
+from subnet_rl.config import RunSpec, warmup_run
 from subnet_rl.diff import describe
 from subnet_rl.findings import (CLAIMS, COLUMNS, FAILS, HOLDS, NOT_MEASURED, compute_findings, findings_markdown,
                                 load_tables, write_findings)
@@ -39,7 +39,7 @@ RUNS = {
     "sft-learn-fp32": ("sft", 1e-6, "fp32", "on_policy", 5.0, 2.0),
     "grpo-paper": ("grpo", 3e-6, "bf16", "on_policy", 70.0, 60.0),
 }
-WARMUP = {"dataset": "addition", "lr": 1e-3, "steps": 50, "seed": 0}
+WARMUP = warmup_run({"dataset": "addition", "lr": 1e-3, "steps": 50}).as_dict()
 
 
 def _specs() -> dict[str, dict]:

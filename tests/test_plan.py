@@ -122,6 +122,25 @@ def test_bf16_weights_halve_weights_gradients_and_optimizer(llama):
     assert autocast.optimizer == 8 * P_8B and autocast.weights == 4 * P_8B + 2 * P_8B
 
 
+def test_the_optimizer_state_follows_the_optimizer_setting(llama):
+    """AdamW holds two moments per parameter; plain SGD none, only a copy of the decayed gradients at its
+    step when weight_decay > 0. The plan of a config's job follows the run's setting."""
+    adamw, sgd = plan_terms(spec(), llama), plan_terms(spec(optimizer="sgd"), llama)
+    assert (adamw.optimizer, sgd.optimizer) == (8 * P_8B, 0)
+    assert adamw.total - sgd.total == 8 * P_8B and sgd.backward_end == adamw.backward_end == 4 * P_8B
+    decayed = plan_terms(spec(optimizer="sgd", weight_decay=0.1), llama)
+    assert decayed.backward_end == 4 * P_8B + 4 * llama.decayed_parameters
+    assert plan_terms(spec(weight_decay=0.1), llama).backward_end == 4 * P_8B  # fused AdamW: no copy
+    sharded = plan_terms(spec(optimizer="sgd", weight_decay=0.1), llama, world=8, sharding="fsdp2")
+    assert sharded.optimizer == 0 and sharded.backward_end == 4 * P_8B // 8 + 4 * llama.decayed_parameters // 8
+    config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
+    config["runs"] = {name: run for name, run in config["runs"].items() if run["algorithm"] == "sft"}
+    config["runs"] = {**config["runs"], **{f"{n}-sgd": {**r, "optimizer": "sgd"} for n, r in config["runs"].items()}}
+    plans = {p.run: p for p in plan_config(config) if p.variant == "full"}
+    assert plans and all(p.terms.optimizer == 0 for n, p in plans.items() if n.endswith("-sgd"))
+    assert all(p.terms.optimizer > 0 for n, p in plans.items() if not n.endswith("-sgd"))
+
+
 def test_fsdp2_divides_by_world_size_plus_unsharded_layers(llama):
     ddp = plan_terms(spec(gradient_checkpointing=True), llama, world=8)
     fsdp = plan_terms(spec(gradient_checkpointing=True), llama, world=8, sharding="fsdp2")

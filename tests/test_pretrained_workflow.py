@@ -99,7 +99,11 @@ def test_pretrained_study_tables(pretrained_run):
     assert sparsity[["signal_start", "signal_end"]].notna().all().all()
     # SFT at lr 1e-5 for 2 steps on a 135M model moves entries; its sparsity is a real number below 100%.
     assert sparsity.loc["sft-a", "sparsity exact"] < 100.0
-    assert pd.isna(sparsity.loc["sft-a", "warning"])  # empty: nothing makes this sparsity meaningless
+    # Nothing makes this sparsity meaningless; the accuracy is flagged exactly when too many completions were cut.
+    warning = "" if pd.isna(sparsity.loc["sft-a", "warning"]) else sparsity.loc["sft-a", "warning"]
+    assert "no learning signal" not in warning and "no entry changed" not in warning
+    cut = sparsity.loc["sft-a", ["clipped_before", "clipped_after"]].max() > 10.0  # evaluate.max_clipped_share 0.1
+    assert ("clipped at evaluate.max_new_tokens" in warning) == cut
     subnet = pd.read_csv(tables / "subnetwork.csv")
     assert list(subnet["run"]) == ["grpo-a"]
     overlap = pd.read_csv(tables / "overlap.csv")
@@ -116,7 +120,7 @@ def test_tied_embedding_counted_once(pretrained_run):
 def test_evaluation_holds_extracted_answers(pretrained_run):
     scored = pd.read_parquet(pretrained_run / "results" / "eval" / "gsm8k" / "full" / "grpo-a.parquet")
     assert list(scored["gold"]) == ["5", "999"]  # the numbers after '####', commas dropped
-    assert {"completion", "extracted", "correct", "reward"} <= set(scored.columns)
+    assert {"completion", "clipped", "extracted", "correct", "reward"} <= set(scored.columns)
     # The prompt the model saw is the chat conversation with the system message first.
     assert scored["prompt"].iloc[0][0]["role"] == "system"
     for row in scored.itertuples():

@@ -149,3 +149,26 @@ def test_each_section_and_run_entry_refers_to_its_algorithms_settings():
     assert set(runs["required"]) == {"algorithm", "dataset", *settings.RUN_OWN}
     assert _schema_keys(properties["model"]["properties"]["warmup"]) == {"dataset",
                                                                          *settings.field_names(settings.TrainingSpec)}
+
+
+def test_the_optimizer_is_the_trainers_own_and_adamw_passes_the_trainers_default(monkeypatch):
+    """`optimizer: sgd` names TrainingArguments' "sgd"; the default adamw passes no `optim`, which the Trainer
+    resolves to its fused AdamW (so every existing config keeps its arguments, pinned above)."""
+    import jsonschema
+    import torch
+    from transformers import TrainingArguments
+
+    from subnet_rl.training import _common_args
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    sgd = RunSpec.from_config(_study(training={"optimizer": "sgd"}), "grpo-a")
+    adamw = RunSpec.from_config(_study(), "grpo-a")
+    assert (sgd.optimizer, adamw.optimizer) == ("sgd", "adamw")
+    assert _common_args(sgd, "OUT")["optim"] == "sgd" and "optim" not in _common_args(adamw, "OUT")
+    assert TrainingArguments("OUT", use_cpu=True).optim == "adamw_torch_fused"
+    with pytest.raises(ValueError, match=r"optimizer 'adam': one of \('adamw', 'sgd'\)"):
+        RunSpec.from_config(_study(training={"optimizer": "adam"}), "sft-a")
+    node = SCHEMA["$defs"]["TrainingSpec"]["properties"]["optimizer"]
+    assert node["enum"] == list(settings.OPTIMIZERS)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate("adam", node)

@@ -5,9 +5,11 @@ from subnet_rl.tables import overlap_table, sparsity_table, subnetwork_table, wr
 from subnet_rl.config import warmup_run
 
 
-def _diff(unchanged_tol, unchanged_exact, numel=100):
+def _diff(unchanged_tol, unchanged_exact, numel=100, unchanged_bitwise=None):
+    """A one-tensor diff table with the columns the diff stage always writes (bf16 bitwise and exact)."""
+    bitwise = unchanged_exact if unchanged_bitwise is None else unchanged_bitwise
     return pd.DataFrame({"name": ["w"], "numel": [numel], "unchanged_tol=1e-05": [unchanged_tol],
-                         "unchanged_exact": [unchanged_exact]})
+                         "unchanged_bf16_bitwise": [bitwise], "unchanged_exact": [unchanged_exact]})
 
 
 _RUN = {"regime": "paper", "lr": 1e-6, "steps": 10, "seed": 1, "eval_dataset": "d", "model": "start"}
@@ -43,6 +45,17 @@ def test_a_run_that_learned_nothing_is_marked():
     warnings = table.set_index("run")["warning"]
     assert "zero variance" in warnings["g"] and "all updates were zero" in warnings["g"]
     assert warnings["s"] == ""
+
+
+def test_no_update_is_judged_in_the_runs_own_precision():
+    """A bf16 run from an fp32 start stores bf16(start) even when nothing was learned: every entry differs
+    from the fp32 start (exact), none from its bf16 value (bitwise). An fp32 run is judged exactly."""
+    dead_log = [{"loss": 0.0, "reward": 0.0, "frac_reward_zero_std": 1.0}] * 2
+    diffs = {"g": _diff(100, 0, unchanged_bitwise=100), "s": _diff(100, 50, unchanged_bitwise=100)}
+    warnings = sparsity_table(RUNS, diffs, ACC, {"g": {"log_history": dead_log}, "s": {"log_history": SFT_LOG}}
+                              ).set_index("run")["warning"]
+    assert "all updates were zero" in warnings["g"]
+    assert "all updates were zero" not in warnings["s"]
 
 
 def test_subnetwork_table_uses_tolerance_columns_only():
@@ -86,3 +99,30 @@ def test_layer_sparsity_by_layer_and_module():
     assert list(table["sparsity (%)"]) == [90.0, 50.0, 100.0, 0.0]
     with pytest.raises(ValueError, match="no 'tol=1e-08' counts"):
         layer_sparsity(diff, "tol=1e-08")
+
+
+CLIPPED = {("d", "base", "init"): 0.0, ("d", "base", "start"): 0.05, ("d", "full", "g"): 0.25, ("d", "full", "s"): 0.1,
+           ("d", "subnet", "g"): 0.5}
+
+
+def test_sparsity_table_shows_the_clipped_share_and_warns_over_the_threshold():
+    table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC, {}, clipped=CLIPPED,
+                           max_clipped_share=0.1).set_index("run")
+    assert (table.loc["g", "clipped_before"], table.loc["g", "clipped_after"]) == pytest.approx((5.0, 25.0))
+    assert "clipped at evaluate.max_new_tokens (after 25.0%" in table.loc["g", "warning"]
+    assert "before" not in table.loc["g", "warning"].split("(")[1]  # 5% of the start's is under 10%
+    assert table.loc["s", "warning"] == ""  # 10% is not over 10%
+    columns = list(table.columns)
+    assert columns.index("clipped_before") == columns.index("accuracy_after") + 1  # beside the accuracies
+
+
+def test_sparsity_table_without_clipped_counts_says_unknown_and_warns_nothing():
+    table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC, {})
+    assert table[["clipped_before", "clipped_after"]].isna().all().all()
+    assert (table["warning"] == "").all()
+
+
+def test_subnetwork_table_shows_each_checkpoints_clipped_share():
+    table = subnetwork_table(RUNS, ACC, {"g": _diff(95, 50)}, {"g": 0.1}, clipped=CLIPPED)
+    row = table.iloc[0]
+    assert (row["clipped_start"], row["clipped_full"], row["clipped_subnetwork"]) == pytest.approx((5.0, 25.0, 50.0))

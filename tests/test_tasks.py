@@ -156,3 +156,49 @@ def test_the_config_schema_offers_exactly_the_registered_tasks_and_rewards():
     schema = yaml.safe_load((Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
     assert sorted(schema["$defs"]["task"]["enum"]) == sorted(TASKS)
     assert set(schema["$defs"]["reward"]["enum"]) == {r for task in TASKS.values() for r in task.rewards}
+
+
+# --- clipped completions (generation stopped by max_new_tokens, not by EOS) ----------------------------
+
+@pytest.mark.parametrize("completion,expected", [
+    ("8 + 2 = 10\n#### 1", None),            # the issue's cut: "1" may be the start of "10"
+    ("#### 1,0", None), ("#### 1,", None), ("#### 3.", None),  # a number that could go on
+    ("#### 10\n##", None),                    # cut while writing a new '####': another answer was coming
+    ("So she has 10 apples and", None),       # no '####': the last number of an unfinished text is unknown
+    ("#### 10\nThat is", "10"),               # a complete answer followed by more text is an answer
+    ("#### 3.\n", "3"), ("#### 1,000 eggs", "1000"),
+])
+def test_gsm8k_clipped_answer_that_runs_into_the_cut_is_none(completion, expected):
+    assert GSM8K.answer(completion, clipped=True) == expected
+    assert GSM8K.answer(completion) == GSM8K.extract(completion)  # not clipped: read as always
+
+
+def test_a_clipped_gsm8k_answer_cut_short_is_scored_wrong():
+    assert GSM8K.is_correct("8 + 2 = 10\n#### 1", "#### 1") is True
+    assert GSM8K.is_correct("8 + 2 = 10\n#### 1", "#### 1", clipped=True) is False
+    assert GSM8K.reward("8 + 2 = 10\n#### 1", "#### 1", "binary", clipped=True) == 0.0
+    assert GSM8K.is_correct("#### 10\nDone", "#### 10", clipped=True) is True
+
+
+@pytest.mark.parametrize("completion,expected", [
+    (r"so \boxed{\frac{1}{2", None),           # cut inside the box: braces never close
+    (r"\boxed{1} or rather \box", None),        # cut while writing a new \boxed{
+    ("\\boxed{1} or rather \\", None),
+    (r"\boxed{12}", "12"),                      # closed at the cut: the braces delimit a whole answer
+    (r"\boxed{12} and so", "12"),
+])
+def test_math_clipped_answer_is_the_closed_box_only(completion, expected):
+    assert MATH.answer(completion, clipped=True) == expected
+
+
+def test_math_unclipped_completion_reads_its_last_closed_box():
+    assert MATH.answer(r"\boxed{1} or rather \box") == "1"
+
+
+def test_a_clipped_addition_completion_has_no_answer():
+    """The answer is the whole completion, ended by EOS: cut at the limit, "501" may have been "5010"."""
+    assert ADDITION.is_correct("501", "501") and ADDITION.answer("501") == "501"
+    assert ADDITION.answer("501", clipped=True) is None
+    assert not ADDITION.is_correct("501", "501", clipped=True)
+    assert ADDITION.reward("501", "501", "partial", clipped=True) == 0.0
+    assert ADDITION.reward("500", "501", "partial") == pytest.approx(0.8 * 2 / 3 + 0.1)  # unclipped: unchanged

@@ -236,3 +236,38 @@ def test_the_same_seed_gives_bit_identical_masks_on_cpu(setup, algorithm):
         weights.append((out / "model.safetensors").read_bytes())
     assert masks[0] == masks[1] and weights[0] == weights[1]
     assert weights[0] != weights[2]
+
+
+@pytest.mark.parametrize("optimizer, expected", [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)])
+def test_the_optimizer_setting_chooses_the_trainers_optimizer_and_it_trains(setup, tmp_path, optimizer, expected):
+    """`optimizer: sgd` trains with torch's plain SGD (no momentum: no state), adamw with the Trainer's
+    default fused AdamW and its two moments per parameter; both move the weights."""
+    from subnet_rl.models import load_checkpoint
+    from subnet_rl.training import build_trainer
+
+    root, train_data, start, _ = setup
+    model, tokenizer = load_checkpoint(root / "start")
+    trainer = build_trainer(_spec("sft", optimizer=optimizer), model, tokenizer, pd.read_parquet(train_data),
+                            str(tmp_path), [])
+    trainer.train()
+    used = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # under accelerate's wrapper
+    assert type(used) is expected
+    if optimizer == "sgd":
+        assert all(g["momentum"] == 0 and not g["nesterov"] for g in used.param_groups)
+        assert all(s.get("momentum_buffer") is None for s in used.state.values())
+    else:
+        assert used.defaults["fused"] is True
+        assert used.state and all({"exp_avg", "exp_avg_sq"} <= set(s) for s in used.state.values())
+    after = {n: t.detach().cpu() for n, t in trainer.model.state_dict().items()}
+    moved = sum(int((after[n] != start[n]).sum()) for n in start)
+    assert moved > 0.5 * sum(t.numel() for t in start.values())
+
+
+def test_an_sgd_subnetwork_run_keeps_frozen_entries_under_weight_decay(setup, tmp_path):
+    """SGD adds the decay to the gradient the mask zeroed, so frozen entries would shrink: the start copies
+    of the decayed parameters restore them, as under AdamW."""
+    root, train_data, start, masks = setup
+    summary = train(_spec("sft", optimizer="sgd"), root / "start", train_data, tmp_path / "sgd",
+                    mask=root / "mask.safetensors")
+    assert summary["environment"]["training_arguments"]["optim"] == "sgd"
+    assert moved_inside_frozen_identical(tmp_path / "sgd", start, masks) > 0

@@ -6,7 +6,8 @@ flag and snapshot interval (`NOT_TRAINING`) do not count. This module is the one
 both kinds of comparison the study makes:
 
 - over a setting ("knob", same algorithm): `precision` compares fp32 with bf16 weights, `kl_beta` KL on
-  with off, `max_grad_norm` clipping on with off, `pairs` on- with off-policy preference data;
+  with off, `max_grad_norm` clipping on with off, `optimizer` AdamW with SGD, `pairs` on- with off-policy
+  preference data;
 - an RL run and its SFT control (`controls_table`): the algorithm differs, and so may the settings that
   belong to one algorithm only (`ALGORITHM_SETTINGS`: an SFT run has no reward sampling or preference beta).
 
@@ -32,9 +33,12 @@ NOT_TRAINING = frozenset({"name", "regime", "subnetwork", "save_every", "save_st
 #: included; a spec of its shared settings and its algorithm's own (`RunSpec.as_dict()`) holds only its
 #: own, and a setting one of the two runs lacks is not compared anyway.
 ALGORITHM_SETTINGS = frozenset(f.name for algorithm in ALGORITHMS.values() for f in fields(algorithm.settings))
-#: knob -> the ablation it is (paper section 6; `precision` and `pairs` go beyond it: bf16 rounding, Table 5).
+#: knob -> the ablation it is (paper section 6; `precision` and `pairs` go beyond it: bf16 rounding, Table 5;
+#: `optimizer` asks whether sparsity is Adam's, as "Do We Need Adam?", arXiv 2602.07729, finds for SGD).
 KNOBS = {"precision": "fp32 vs bf16 weights", "kl_beta": "KL penalty", "max_grad_norm": "gradient clipping",
-         "pairs": "on- vs off-policy preference data"}
+         "optimizer": "AdamW vs SGD", "pairs": "on- vs off-policy preference data"}
+#: the knobs of the ablations table (`precision` and `pairs` have tables of their own).
+ABLATION_KNOBS = ("kl_beta", "max_grad_norm", "optimizer")
 
 
 def training_settings(spec: dict[str, Any], besides: frozenset[str] = frozenset()) -> dict[str, str]:
@@ -84,7 +88,7 @@ def _run_rows(sparsity: pd.DataFrame, criterion: str) -> dict[str, dict]:
 
 
 def ablation_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str,
-                   knobs: tuple[str, ...] = ("kl_beta", "max_grad_norm")) -> pd.DataFrame:
+                   knobs: tuple[str, ...] = ABLATION_KNOBS) -> pd.DataFrame:
     """One row per run of each matched comparison: the knob, its value, sparsity and accuracy."""
     rows = _run_rows(sparsity, criterion)
     out = []

@@ -86,25 +86,40 @@ def dequantize(raw: np.ndarray, dtype: str, scale: np.ndarray, row_elems: int, f
     return (values * np.repeat(row_scale, block_cols, axis=1)[:, :row_elems]).reshape(-1)
 
 
-def narrower_bits(a: np.ndarray, a_dtype: str, b: np.ndarray, b_dtype: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Both stored values as bit patterns of the narrower float format, when one is a plain rounding of
-    the other's (e.g. an fp32 start trained with bf16 weights); None when there is no such format."""
+# The wider float formats each format widens into without loss. Neither of bf16 and fp16 holds the other's
+# values (fp16 lacks bf16's exponent range, bf16 fp16's precision): both widen into fp32.
+WIDENS_INTO = {"BF16": ("F32", "F64"), "F16": ("F32", "F64"), "F32": ("F64",)}
+_UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
+
+
+def common_float(a_dtype: str, b_dtype: str) -> str | None:
+    """The narrowest float format both dtypes widen into without loss (bf16 and fp32: fp32; bf16 and fp16:
+    fp32), where a comparison sees every difference either side stores; None for fp8 against another
+    dtype (block-scaled weights: their stored bytes are not their values) and for integers."""
     if a_dtype == b_dtype:
-        view = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}.get(FLOAT_BITS.get(a_dtype, 0))
+        return a_dtype
+    common = ({a_dtype, *WIDENS_INTO.get(a_dtype, ())} & {b_dtype, *WIDENS_INTO.get(b_dtype, ())})
+    return min(common, key=FLOAT_BITS.__getitem__) if common else None
+
+
+def _widened_bits(raw: np.ndarray, dtype: str, target: str) -> np.ndarray:
+    """Stored values as bit patterns of `target`, a format holding all of them (exact: no rounding)."""
+    if dtype == target:
+        return raw.view(_UINT[FLOAT_BITS[dtype]])
+    # bf16: bits << 16 (exact, -0 and NaN payloads kept); fp16 and fp32: NumPy's exact casts.
+    values = bf16_bits_to_f32(raw) if dtype == "BF16" else raw if dtype == "F32" else raw.astype(np.float32)
+    return (values if target == "F32" else values.astype(np.float64)).view(_UINT[FLOAT_BITS[target]])
+
+
+def wider_bits(a: np.ndarray, a_dtype: str, b: np.ndarray, b_dtype: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both stored values as bit patterns of the format both widen into without loss (`common_float`): a
+    bf16 start and fp32 weights trained from it are compared in fp32, where an update smaller than half a
+    bf16 ulp is still a change. Same dtype: views of the stored bits (integers as stored). None where there
+    is no such format (fp8, integers against floats)."""
+    if a_dtype == b_dtype:
+        view = _UINT.get(FLOAT_BITS.get(a_dtype, 0))
         return (a.view(view), b.view(view)) if view is not None else (a, b)
-    if a_dtype in FP8 or b_dtype in FP8 or a_dtype not in FLOAT_BITS or b_dtype not in FLOAT_BITS:
+    target = common_float(a_dtype, b_dtype)
+    if target is None:
         return None
-    if FLOAT_BITS[a_dtype] == FLOAT_BITS[b_dtype]:  # bf16 vs fp16: neither rounds to the other
-        return None
-    narrow = min((a_dtype, b_dtype), key=FLOAT_BITS.get)
-
-    def cast(raw, dtype):
-        if dtype == narrow:
-            return raw.view(np.uint16) if narrow in ("BF16", "F16") else raw.view(np.uint32)
-        if narrow == "BF16":
-            return to_bf16_bits(raw, dtype)
-        if narrow == "F16":
-            return raw.astype(np.float16).view(np.uint16)
-        return raw.astype(np.float32).view(np.uint32)
-
-    return cast(a, a_dtype), cast(b, b_dtype)
+    return _widened_bits(a, a_dtype, target), _widened_bits(b, b_dtype, target)

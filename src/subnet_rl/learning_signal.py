@@ -1,5 +1,6 @@
-"""Did a run learn anything? Its trainer log, read so a 100%-sparse run that never had a gradient
-signal cannot pass for a sparse update.
+"""Did a run learn anything, and can its accuracy be read? Its trainer log, read so a 100%-sparse run
+that never had a gradient signal cannot pass for a sparse update; and its evaluations' share of
+completions cut at `evaluate.max_new_tokens`, since a cut answer is scored wrong, not as what it would be.
 
 GRPO's advantage is a reward minus its group's mean: when every completion of a group gets the same
 reward the group contributes nothing, and when that holds for every group the update is exactly zero.
@@ -35,11 +36,24 @@ def learning_signal(log_history: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def warning(signal: dict[str, Any], exact_sparsity: float) -> str:
-    """What makes a run's sparsity meaningless, or "" when nothing does."""
+def clipped_note(clipped: dict[str, float], max_share: float) -> str:
+    """Which evaluations (label -> share of completions clipped) pass `max_share`, or "" (an unknown, NaN,
+    share passes nothing): their accuracy counts every answer the limit cut as wrong."""
+    over = [f"{label} {100.0 * share:.1f}%" for label, share in clipped.items() if share > max_share]
+    if not over:
+        return ""
+    return (f"completions clipped at evaluate.max_new_tokens ({', '.join(over)}; over evaluate.max_clipped_share "
+            f"{100.0 * max_share:g}%): answers cut by the limit count as wrong; raise max_new_tokens")
+
+
+def warning(signal: dict[str, Any], exact_sparsity: float, clipped: dict[str, float] | None = None,
+            max_clipped_share: float | None = None) -> str:
+    """What makes a run's sparsity meaningless or its accuracy unreadable, or "" when nothing does."""
     notes = []
     if signal.get("zero_variance_groups") == 1.0:
         notes.append(NO_SIGNAL)
     if exact_sparsity >= 1.0:
         notes.append(NO_UPDATE)
-    return "; ".join(notes)
+    if clipped is not None and max_clipped_share is not None:
+        notes.append(clipped_note(clipped, max_clipped_share))
+    return "; ".join(n for n in notes if n)

@@ -33,6 +33,7 @@ class TrainingSpec:
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
     weight_decay: float = 0.0
+    optimizer: str = "adamw"         # adamw (the Trainer's default, fused AdamW) | sgd (plain: no momentum)
     max_grad_norm: float = 1.0       # 0: no gradient clipping
     warmup_steps: int = 0
     max_prompt_length: int = 32      # prompts longer than this fail (or are dropped with drop_overlong)
@@ -47,8 +48,13 @@ class TrainingSpec:
         # One spelling of the trackers (a YAML string or list, a JSON list), so equal specs compare equal.
         trackers = (self.report_to,) if isinstance(self.report_to, str) else tuple(self.report_to)
         object.__setattr__(self, "report_to", tuple(t for t in trackers if t != "none"))
+        if self.optimizer not in OPTIMIZERS:  # the schema says so too; a spec built in code is checked here
+            raise ValueError(f"optimizer {self.optimizer!r}: one of {OPTIMIZERS}")
 
 
+#: the `optimizer` setting's values: the Trainer's own optimizers (`training.optimizer_args` names them to
+#: TrainingArguments.optim); SGD is torch's, without momentum (no optimizer state).
+OPTIMIZERS = ("adamw", "sgd")
 #: what `sharding: auto` resolves to: a full replica per GPU, or FSDP2's shards.
 SHARDINGS = ("ddp", "fsdp2")
 #: TrainingSpec fields a run entry must give itself (the `training` and algorithm sections hold no default).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -21,6 +22,17 @@ def _pct(x: float) -> float:
     return 100.0 * x
 
 
+def _share(clipped: dict[AccuracyKey, float] | None, key: AccuracyKey) -> float:
+    """% of a checkpoint's completions clipped at max_new_tokens; NaN when the caller has no counts."""
+    return _pct(clipped[key]) if clipped is not None else math.nan
+
+
+def _before_after(accuracy: dict[AccuracyKey, float], clipped: dict[AccuracyKey, float] | None,
+                  before: AccuracyKey, after: AccuracyKey) -> dict[str, float]:
+    return {"accuracy_before": _pct(accuracy[before]), "accuracy_after": _pct(accuracy[after]),
+            "clipped_before": _share(clipped, before), "clipped_after": _share(clipped, after)}
+
+
 def _recorded(record: dict) -> dict:
     """From a run's training.json: its learning signal, and whether it was deterministic (bit-exact)."""
     return {**learning_signal(record.get("log_history", [])),
@@ -29,50 +41,60 @@ def _recorded(record: dict) -> dict:
 
 def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], accuracy: dict[AccuracyKey, float],
                    records: dict[str, dict], warmup: dict | None = None,
-                   warmup_diff: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per run (and SFT-from-init): accuracy before/after, the learning signal of its trainer log,
-    whether it was deterministic, and sparsity (%) at each criterion; `warning` says when the sparsity
-    means nothing was learned."""
+                   warmup_diff: pd.DataFrame | None = None, clipped: dict[AccuracyKey, float] | None = None,
+                   max_clipped_share: float | None = None) -> pd.DataFrame:
+    """One row per run (and SFT-from-init): accuracy before/after and the % of completions clipped at
+    max_new_tokens in each evaluation (`clipped`, keyed as `accuracy`), the learning signal of its trainer
+    log, whether it was deterministic, and sparsity (%) at each criterion; `warning` says when the sparsity
+    means nothing was learned, or when a clipped share passes `max_clipped_share`."""
     rows = []
     if warmup is not None and warmup_diff is not None:
         ds = warmup["dataset"]
         rows.append({"run": "sft-from-init", "algorithm": "sft", "regime": "warmup", "lr": warmup["lr"],
                      "steps": warmup["steps"], "precision": warmup["precision"], "seed": warmup["seed"],
-                     "accuracy_before": _pct(accuracy[(ds, "base", "init")]),
-                     "accuracy_after": _pct(accuracy[(ds, "base", "start")]),
+                     **_before_after(accuracy, clipped, (ds, "base", "init"), (ds, "base", "start")),
                      **_recorded(records.get("sft-from-init", {})),
                      **{f"sparsity {k}": _pct(v) for k, v in sparsity(warmup_diff).items()}})
     for name in sorted(runs, key=lambda r: (runs[r]["regime"], runs[r]["algorithm"], r)):
         spec = runs[name]
         ds = spec["eval_dataset"]
         rows.append({"run": name, **{c: spec[c] for c in RUN_COLUMNS},
-                     "accuracy_before": _pct(accuracy[(ds, "base", spec["model"])]),
-                     "accuracy_after": _pct(accuracy[(ds, "full", name)]),
+                     **_before_after(accuracy, clipped, (ds, "base", spec["model"]), (ds, "full", name)),
                      **_recorded(records.get(name, {})),
                      **{f"sparsity {k}": _pct(v) for k, v in sparsity(run_diffs[name]).items()}})
     table = pd.DataFrame(rows)
     if not table.empty:
-        table["warning"] = [warning(row, row["sparsity exact"] / 100.0) for row in table.to_dict("records")]
+        table["warning"] = [warning(row, _untouched(row) / 100.0,
+                                    {"before": row["clipped_before"] / 100.0, "after": row["clipped_after"] / 100.0},
+                                    max_clipped_share) for row in table.to_dict("records")]
     return table
+
+
+def _untouched(row: dict) -> float:
+    """% of entries the run left as its start: bitwise in the run's own precision (a bf16 run from an fp32
+    start stores bf16(start) even when every update was zero, which `exact` counts as changed)."""
+    return row["sparsity bf16_bitwise"] if row.get("precision") == "bf16" else row["sparsity exact"]
 
 
 def subnetwork_table(runs: dict[str, dict], accuracy: dict[AccuracyKey, float],
                      subnet_diffs: dict[str, pd.DataFrame], trainable: dict[str, float],
-                     random_controls: list[str] = ()) -> pd.DataFrame:
+                     random_controls: list[str] = (), clipped: dict[AccuracyKey, float] | None = None) -> pd.DataFrame:
     """Paper Table 3: full vs subnetwork accuracy, and % of entries equal between the two models; with
     random controls, the accuracy of the same retraining on a random mask ("same" density, or a fixed one),
-    without which "the subnetwork recovers the accuracy" says nothing about this subnetwork."""
+    without which "the subnetwork recovers the accuracy" says nothing about this subnetwork. `clipped_*`:
+    % of each evaluated checkpoint's completions clipped at max_new_tokens (NaN without `clipped`)."""
     rows = []
     for name in sorted(subnet_diffs):
         spec = runs[name]
         ds = spec["eval_dataset"]
         equal = {f"equal {k} (%)": _pct(v) for k, v in sparsity(subnet_diffs[name]).items() if k.startswith("tol=")}
+        checkpoints = {"start": (ds, "base", spec["model"]), "full": (ds, "full", name),
+                       "subnetwork": (ds, "subnet", name),
+                       **{f"random_{c}": (ds, "random", f"{name}--{c}") for c in random_controls}}
         rows.append({"run": name, **{c: spec[c] for c in ("algorithm", "regime", "lr", "precision")},
                      "subnetwork (% of entries)": _pct(trainable[name]),
-                     "accuracy_start": _pct(accuracy[(ds, "base", spec["model"])]),
-                     "accuracy_full": _pct(accuracy[(ds, "full", name)]),
-                     "accuracy_subnetwork": _pct(accuracy[(ds, "subnet", name)]),
-                     **{f"accuracy_random_{c}": _pct(accuracy[(ds, "random", f"{name}--{c}")]) for c in random_controls},
+                     **{f"accuracy_{label}": _pct(accuracy[key]) for label, key in checkpoints.items()},
+                     **{f"clipped_{label}": _share(clipped, key) for label, key in checkpoints.items()},
                      **equal})
     return pd.DataFrame(rows)
 
@@ -103,12 +125,15 @@ def _stem(path: str | os.PathLike, suffix: str = ".parquet") -> str:
 def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], run_checkpoints: list[str],
                  warmup_checkpoint: list[str], run_diffs: list[str], warmup_diff: list[str],
                  subnet_diffs: list[str], subnet_checkpoints: list[str], overlap: str,
-                 random_controls: list[str] = ()) -> dict[str, pd.DataFrame]:
+                 random_controls: list[str] = (), *, max_clipped_share: float) -> dict[str, pd.DataFrame]:
     """The study's tables from the stage outputs (paths as the `tables` rule lists them).
 
-    Evaluation paths are results/eval/<dataset>/<variant>/<checkpoint>.parquet: accuracy is keyed the same way.
+    Evaluation paths are results/eval/<dataset>/<variant>/<checkpoint>.parquet: accuracy and the share of
+    clipped completions are keyed the same way.
     """
-    accuracy = {(*Path(p).parts[-3:-1], _stem(p)): read_parquet(p, ["correct"])["correct"].mean() for p in evals}
+    scored = {(*Path(p).parts[-3:-1], _stem(p)): read_parquet(p, ["correct", "clipped"]) for p in evals}
+    accuracy = {key: df["correct"].mean() for key, df in scored.items()}
+    clipped = {key: df["clipped"].mean() for key, df in scored.items()}
     records = {Path(c).name: training_record(c) for c in run_checkpoints}
     records.update({"sft-from-init": training_record(c) for c in warmup_checkpoint})
     full = {_stem(p): read_diff(p) for p in run_diffs}
@@ -116,8 +141,8 @@ def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], r
     subnet = {_stem(p): read_diff(p) for p in subnet_diffs}
     trainable = {Path(c).name: trainable_fraction(c) for c in subnet_checkpoints}
     return {
-        "sparsity": sparsity_table(runs, full, accuracy, records, warmup, warmup_table),
-        "subnetwork": subnetwork_table(runs, accuracy, subnet, trainable, random_controls),
+        "sparsity": sparsity_table(runs, full, accuracy, records, warmup, warmup_table, clipped, max_clipped_share),
+        "subnetwork": subnetwork_table(runs, accuracy, subnet, trainable, random_controls, clipped),
         "overlap": overlap_table(read_parquet(overlap, ["run_1", "run_2"])),
     }
 

@@ -61,6 +61,18 @@ def environment(args, spec: RunSpec) -> dict:
     }
 
 
+#: `optimizer` -> TrainingArguments.optim, for the optimizers that are not the Trainer's default. `adamw` passes
+#: nothing: the Trainer's default is torch's AdamW (fused from torch 2.8, "adamw_torch_fused"), so runs keep
+#: exactly the arguments they had before the setting existed. "sgd" is torch.optim.SGD with the Trainer's
+#: lr and weight-decay groups and torch's defaults: no momentum, dampening or Nesterov (no `optim_args`).
+TRAINER_OPTIM = {"sgd": "sgd"}
+
+
+def optimizer_args(optimizer: str) -> dict:
+    """The TrainingArguments that choose the run's optimizer (none for the default AdamW)."""
+    return {"optim": TRAINER_OPTIM[optimizer]} if optimizer in TRAINER_OPTIM else {}
+
+
 def _common_args(spec: RunSpec, output_dir: str) -> dict:
     """The TrainingArguments every algorithm's TRL config gets, from the run's shared `TrainingSpec`."""
     return dict(
@@ -86,6 +98,7 @@ def _common_args(spec: RunSpec, output_dir: str) -> dict:
         disable_tqdm=True,
         dataloader_num_workers=0,
         full_determinism=spec.deterministic,
+        **optimizer_args(spec.optimizer),
         **hardware_args(spec.autocast),
     )
 

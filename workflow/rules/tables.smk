@@ -51,6 +51,7 @@ rule tables:
         # the warmup's settings with their defaults filled in (`warmup_run`), as its training used them
         warmup=warmup_run(config["model"]["warmup"]).as_dict() if WARMUP else None,
         random_controls=RANDOM_CONTROLS,
+        max_clipped_share=config["evaluate"]["max_clipped_share"],
     conda:
         "../../envs/subnet-rl.yaml"
     log:

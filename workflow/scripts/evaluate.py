@@ -8,5 +8,6 @@ with snakemake_job(snakemake):
     s, t = snakemake.params.settings, snakemake.params.task
     scored = evaluate_checkpoint(snakemake.input.checkpoint, read_parquet(snakemake.input.test), get_task(t["task"]),
                                  t["reward"], s["max_new_tokens"], s["batch_size"], s.get("engine", "hf"))
-    print(f"greedy accuracy {scored['correct'].mean():.4f}")
+    print(f"greedy accuracy {scored['correct'].mean():.4f}; clipped at max_new_tokens {s['max_new_tokens']}: "
+          f"{scored['clipped'].mean():.4f}")
     write_parquet(scored, snakemake.output[0])

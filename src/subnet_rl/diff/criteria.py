@@ -26,8 +26,8 @@ RESIZED_POLICIES = ("skip", "shared_rows")
 class Criterion:
     """How 'unchanged' is decided: the official |bf16 Δ| <= tolerance (`tolerance`), the exact difference
     of the bf16 values (`exact_tolerance`), the relative |Δ| <= η max(|w0|, |w1|) of Zhu et al. 2025
-    (`relative`, η in `tolerance`), bf16 bitwise, or exact (stored dtype, the narrower of the two when
-    they differ)."""
+    (`relative`, η in `tolerance`), bf16 bitwise, or exact (identical stored bits; of two float dtypes, in
+    the one both widen into without loss, so fp32 weights trained from a bf16 start show every change)."""
 
     kind: str
     tolerance: float | None = None

@@ -6,7 +6,10 @@ which compares |Δ| with T rounded to bf16 and never counts NaN (nor an inf that
 is NaN) as close; +0 and -0 are equal. `exact_tol=T` is the exact difference of the two bf16 values
 against T itself, with bit-identical entries (NaN and inf included) unchanged. `bf16_bitwise` counts
 identical bf16 bit patterns (so +0 vs -0 is a change), and `exact` identical stored values, so a user
-can see how much sparsity comes from bf16 rounding alone.
+can see how much sparsity comes from bf16 rounding alone. Checkpoints of two float dtypes are compared
+under `exact` in the format both widen into without loss (`floats.common_float`: a bf16 start against
+fp32 weights in fp32), widened chunk by chunk for those tensors only; fp8 against another dtype and
+integers against floats by value.
 
 NumPy on raw storage, no torch: the kernels release the GIL, so `streaming` runs them on threads.
 """
@@ -17,7 +20,7 @@ import functools
 
 import numpy as np
 
-from ..floats import FP8, bf16_bits_to_f32, f32_to_bf16_bits, narrower_bits, to_float32
+from ..floats import FP8, bf16_bits_to_f32, f32_to_bf16_bits, to_float32, wider_bits
 from .criteria import TOLERANCE_KINDS, Criterion
 
 
@@ -101,7 +104,7 @@ def compare_chunk(stored_a: np.ndarray, a_dtype: str, stored_b: np.ndarray, b_dt
         elif criterion.kind == "bf16_bitwise" or (a_dtype == b_dtype == "BF16"):
             out[criterion] = ~changed if want_masks else n_same
         else:
-            as_bits = narrower_bits(stored_a, a_dtype, stored_b, b_dtype)
+            as_bits = wider_bits(stored_a, a_dtype, stored_b, b_dtype)
             equal = (as_bits[0] == as_bits[1]) if as_bits is not None else (
                 _values64(stored_a, a_dtype) == _values64(stored_b, b_dtype))
             out[criterion] = equal if want_masks else int(np.count_nonzero(equal))

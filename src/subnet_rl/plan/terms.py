@@ -12,13 +12,17 @@ a bytes per activation: 2 with bf16 weights or autocast bf16, else 4; W = GPUs p
 - gradients    P·w (`param.grad` has the parameter's dtype). They grow while the backward frees the
                activations, layer by layer, and are freed after the optimizer step (zero_grad sets them to
                None): see the total below.
-- optimizer    AdamW's exp_avg and exp_avg_sq, each `zeros_like(param)`: 2·P·w (fp32: 4 + 4 + 8 =
-               16 bytes per parameter with weights and gradients; bf16 weights: 2 + 2 + 4 = 8; autocast
-               keeps fp32 weights, so fp32 states). transformers' default optimizer is torch's fused AdamW
-               (no per-parameter temporaries).
+- optimizer    the run's `optimizer`. adamw: exp_avg and exp_avg_sq, each `zeros_like(param)`: 2·P·w (fp32:
+               4 + 4 + 8 = 16 bytes per parameter with weights and gradients; bf16 weights: 2 + 2 + 4 = 8;
+               autocast keeps fp32 weights, so fp32 states); transformers' default optimizer is torch's fused
+               AdamW (no per-parameter temporaries). sgd (torch's, no momentum): no state, 0; with
+               weight_decay > 0 its step (torch's foreach path, the GPU default) adds the decay into a new copy
+               of the decayed parameters' gradients, P_decayed·w, alive with the gradients at the step (on
+               the CPU one tensor at a time: counted the same, an upper bound).
 - masks        subnetwork runs only (`train_subnetwork`, `train_random_subnetwork`): one bool per entry,
-               P bytes, plus a start copy (P_decayed·w) of the parameters AdamW decays when weight_decay > 0
-               (the Trainer does not decay biases and norm weights); see `subnetwork.SubnetworkMask`.
+               P bytes, plus a start copy (P_decayed·w) of the parameters the optimizer decays when
+               weight_decay > 0 (the Trainer does not decay biases and norm weights); see
+               `subnetwork.SubnetworkMask`.
 - reference    a frozen copy of the start model, P·w: DPO, KTO and Online DPO always (TRL loads one unless
                PEFT or precompute_ref_log_probs), GRPO and RLOO when kl_beta > 0; ORPO, SimPO, SFT never.
 - activations  tokens T = sequences x length per micro-batch (SFT, KTO: batch_size x max_length; DPO,
@@ -67,7 +71,7 @@ Total = weights + optimizer + masks + reference + comm + vllm + runtime (held al
           the start of the backward: activations + logits (+ gradients when gradient_accumulation_steps > 1:
             the earlier micro-steps' gradients are still there);
           the end of the backward (and the optimizer step): gradients, + V·h·w with tied embeddings (the
-            embedding's own dense gradient, added into the LM head's);
+            embedding's own dense gradient, added into the LM head's), + SGD's decayed-gradient copy;
           generation (no gradients yet: TRL samples at the start of each optimizer step).
 
 Held against measured peaks of real CPU training runs in bench/plan_vs_measured.py (bench/README.md).
@@ -120,6 +124,7 @@ class Terms:
     generation: int = 0
     accumulation: int = 1    # gradient_accumulation_steps (not a term: it says when gradients meet activations)
     embedding_grad: int = 0  # tied embeddings: the embedding's dense gradient at the end of the backward
+    step_copy: int = 0       # SGD with weight decay: the decayed gradients' copy during the optimizer step
 
     @property
     def static(self) -> int:
@@ -132,7 +137,7 @@ class Terms:
 
     @property
     def backward_end(self) -> int:
-        return self.gradients + self.embedding_grad
+        return self.gradients + self.embedding_grad + self.step_copy
 
     @property
     def total(self) -> int:
@@ -192,10 +197,12 @@ def plan_terms(spec: RunSpec, shape: ModelShape, *, world: int = 1, sharding: st
         autocast_copies = 2 * (shape.layer_parameters + shape.root_parameters if spec.gradient_checkpointing else P)
     weights = P * w // shards + autocast_copies
     gradients = P * w // shards
-    optimizer = 2 * P * w // shards
+    optimizer = 2 * P * w // shards if spec.optimizer == "adamw" else 0
+    decayed = shape.decayed_parameters * w if spec.weight_decay > 0 else 0
+    step_copy = decayed // shards if spec.optimizer == "sgd" else 0
     masks = 0
     if subnetwork:
-        masks = (P + (shape.decayed_parameters * w if spec.weight_decay > 0 else 0)) // shards
+        masks = (P + decayed) // shards
     reference = P * w // shards if uses_reference(spec) else 0
     comm = 0
     if world > 1:
@@ -233,4 +240,4 @@ def plan_terms(spec: RunSpec, shape: ModelShape, *, world: int = 1, sharding: st
                  comm=comm, vllm=vllm, runtime=CUDA_RUNTIME_BYTES if device == "gpu" else 0,
                  activations=activations, logits=logits, generation=generation,
                  accumulation=spec.gradient_accumulation_steps,
-                 embedding_grad=V * h * w if shape.tied_embeddings else 0)
+                 embedding_grad=V * h * w if shape.tied_embeddings else 0, step_copy=step_copy)

@@ -69,18 +69,14 @@ def partial_reward(completion: str, answer: str) -> float:
     return 0.8 * right / len(answer) + (0.1 if len(completion) == len(answer) else 0.0)
 
 
-def is_correct(completion: str, answer: str) -> bool:
-    return completion.strip() == answer
-
-
 class Addition(Task):
-    """Exact match of the digits; partial credit (the miniature's default reward) per digit position."""
+    """Exact match of the digits; partial credit (the miniature's default reward) per digit position.
+
+    The answer is the whole completion, ended by EOS: a clipped one has none (Task.cut_short), as the
+    model may have been about to write another digit ("50" of "501")."""
 
     name = "addition"
     rewards = ("partial", "binary")
-
-    def is_correct(self, completion: str, answer: str) -> bool:
-        return is_correct(completion, answer)
 
     def partial_reward(self, completion: str, answer: str) -> float:
         return partial_reward(completion, answer)

@@ -4,13 +4,16 @@ The gold answer is the last `\\boxed{}` of the reference solution, or the answer
 it has none (MATH-500 ships bare answers). A completion without a `\\boxed{}` has no answer (the
 paper's verifiable reward gives it 0). `math-verify` (Hugging Face's verifier, used by open-r1 and the
 TRL examples) decides whether `\\frac{1}{2}`, `0.5` and `\\dfrac12` are the same answer.
+A clipped completion (stopped by the token limit) cut inside its last `\\boxed{` has no answer (its
+braces never close); one cut while writing a new `\\boxed{` has none either; a closed `\\boxed{}` followed
+by more text is kept.
 """
 
 from __future__ import annotations
 
 import threading
 
-from .base import Task
+from .base import Task, ends_in_marker
 
 _BOXED = ("\\boxed{", "\\fbox{")
 
@@ -55,9 +58,11 @@ class CompetitionMath(Task):
     def extract(self, completion: str) -> str | None:
         return last_boxed(completion)
 
-    def is_correct(self, completion: str, answer: str) -> bool:
-        extracted = self.extract(completion)
-        return extracted is not None and equivalent(self.gold(answer), extracted)
+    def cut_short(self, completion: str) -> bool:
+        return ends_in_marker(completion, _BOXED)  # a cut inside an open \boxed{ already reads as None
+
+    def same(self, gold: str, extracted: str) -> bool:
+        return equivalent(gold, extracted)
 
 
 MATH_TASK = CompetitionMath()
