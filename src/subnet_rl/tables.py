@@ -196,7 +196,7 @@ TITLES = {"sparsity": "Update sparsity (% of entries unchanged)", "subnetwork": 
           "layers": "Sparsity (%) by layer and module",
           "pairs_layers": "Sparsity (%) of the public checkpoint pairs by layer and module",
           "algorithms": "Accuracy gain and sparsity per algorithm (mean over its runs, per regime)",
-          "ablations": "Ablations: KL penalty and gradient clipping (runs matched in every other setting)",
+          "ablations": "Ablations: KL penalty, gradient clipping and the optimizer (runs matched in every other setting)",
           "precision": "Sparsity with fp32 vs bf16 weights (runs matched in every other setting)",
           "controls": "RL runs and their matched SFT controls (same start and every shared training setting)",
           "data": "On- vs off-policy preference data (same algorithm and prompts; log-likelihood under the start model)",
