@@ -272,3 +272,61 @@ def test_algorithms_table_without_the_criterion_or_runs_is_empty():
     assert algorithms_table(algorithm_runs(), "tol=1e-08").empty
     assert algorithms_table(pd.DataFrame(), CRITERION).empty
     assert algorithms_table(algorithm_runs().iloc[:1], CRITERION).empty  # the warmup alone
+
+
+def test_algorithms_table_gives_the_spread_over_seeds_and_the_accuracies_errors():
+    """Two seeds of one setting: gain 0.2 and 0.3 (std 0.0707), sparsity 70 and 80 (std 7.07). A row with one
+    seed, or whose runs differ in precision too (fp32 vs bf16 is no seed spread), has NaN; the accuracies'
+    standard errors are the mean of the runs' own."""
+    runs = sparsity_table([
+        ("grpo-s1", "grpo", "learning", 1e-3, "fp32", 1, 0.3, 0.5, 70.0, 10.0, 65.0),
+        ("grpo-s2", "grpo", "learning", 1e-3, "fp32", 2, 0.3, 0.6, 80.0, 30.0, 75.0),
+        ("dpo-s1", "dpo", "learning", 1e-3, "fp32", 1, 0.3, 0.35, 90.0, 50.0, 85.0),
+        ("sft-32", "sft", "precision", 1e-3, "fp32", 1, 0.3, 0.5, 20.0, 1.0, 15.0),
+        ("sft-16", "sft", "precision", 1e-3, "bf16", 2, 0.3, 0.4, 60.0, 60.0, 60.0),
+    ]).assign(accuracy_before_se=3.0, accuracy_after_se=[3.0, 5.0, 4.0, 2.0, 2.0])
+    table = algorithms_table(runs, CRITERION).set_index(["regime", "algorithm"])
+    grpo = table.loc[("learning", "grpo")]
+    assert (grpo["runs"], grpo["seeds"]) == (2, 2)
+    assert (grpo["gain"], grpo["gain_std"]) == pytest.approx((0.25, 0.1 / math.sqrt(2)))
+    assert (grpo["sparsity"], grpo["sparsity_std"]) == pytest.approx((75.0, 10 / math.sqrt(2)))
+    assert (grpo["accuracy_start_se"], grpo["accuracy_full_se"]) == pytest.approx((3.0, 4.0))
+    assert table.loc[("learning", "dpo"), ["gain_std", "sparsity_std"]].isna().all()  # one seed
+    assert table.loc[("precision", "sft"), ["gain_std", "sparsity_std"]].isna().all()  # two precisions
+    columns = list(table.columns)
+    for mean, spread in (("accuracy_start", "accuracy_start_se"), ("accuracy_full", "accuracy_full_se"),
+                         ("gain", "gain_std"), ("sparsity", "sparsity_std")):
+        assert columns.index(spread) == columns.index(mean) + 1
+
+
+def test_runs_repeating_a_seed_are_no_seed_spread():
+    """Two seed-1 runs of one setting in the table differ in a knob it does not show (KL, clipping)."""
+    runs = sparsity_table([("grpo-kl", "grpo", "ablation", 1e-3, "fp32", 1, 0.3, 0.5, 70.0, 10.0, 65.0),
+                           ("grpo-noclip", "grpo", "ablation", 1e-3, "fp32", 1, 0.3, 0.6, 80.0, 30.0, 75.0)])
+    row = algorithms_table(runs, CRITERION).iloc[0]
+    assert row["runs"] == 2 and math.isnan(row["gain_std"]) and math.isnan(row["sparsity_std"])
+    assert math.isnan(row["accuracy_full_se"])  # a table without errors: not measured
+
+
+def test_comparison_tables_carry_each_accuracys_standard_error():
+    """The sparsity table's errors travel with their accuracies into the controls, ablations, precision and
+    data tables, beside them."""
+    specs = specs_of(spec("g"), spec("g16", precision="bf16"), spec("s", "sft"), spec("kl", kl_beta=0.04),
+                     spec("on", "dpo"), spec("off", "dpo", pairs="off_policy"))
+    rows = [(r, specs[r]["algorithm"], "learning", 1e-3, specs[r]["precision"], 1, 0.3, acc, 80.0, 5.0, 70.0)
+            for r, acc in (("g", 0.5), ("g16", 0.4), ("s", 0.45), ("kl", 0.55), ("on", 0.35), ("off", 0.3))]
+    errors = {"g": 3.5, "g16": 3.4, "s": 3.45, "kl": 3.3, "on": 3.2, "off": 3.1}
+    sparsity = sparsity_table(rows).assign(accuracy_before_se=3.24,
+                                           accuracy_after_se=lambda df: df["run"].map(errors))
+    control = controls_table(specs, sparsity, CRITERION).set_index(["run", "control"]).loc[("g", "s")]
+    assert (control["accuracy_after_se"], control["control_accuracy_after_se"]) == (3.5, 3.45)
+    ablation = ablation_table(specs, sparsity, CRITERION, knobs=("kl_beta",)).set_index("run")
+    assert ablation.loc["kl", ["accuracy_before_se", "accuracy_after_se"]].tolist() == [3.24, 3.3]
+    precision = precision_table(specs, sparsity, CRITERION).set_index("run")
+    assert precision.loc["g16", "accuracy_after_se"] == 3.4
+    data = data_table(specs, sparsity, CRITERION, {}).set_index("run")
+    assert data.loc["off", ["accuracy_before_se", "accuracy_after_se"]].tolist() == [3.24, 3.1]
+    for table in (ablation, precision, data):
+        columns = list(table.columns)
+        assert columns.index("accuracy_after_se") == columns.index("accuracy_after") + 1
+    assert math.isnan(precision_table(specs, sparsity_table(rows), CRITERION)["accuracy_after_se"].iloc[0])

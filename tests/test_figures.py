@@ -30,6 +30,8 @@ from subnet_rl.figures.rank import rank_heatmap
 from subnet_rl.figures.sparsity_vs_tolerance import sparsity_vs_tolerance
 from subnet_rl.overlap import overlap_stats
 from subnet_rl.stage_outputs import read_tables
+from subnet_rl.ulp import checkpoint_ulps
+from subnet_rl.ulp_table import ulp_tables
 from subnet_rl.tables import (
     TITLES,
     dynamics_tables,
@@ -92,7 +94,8 @@ def study(tmp_path_factory) -> dict[str, pd.DataFrame]:
     specs = _specs()
     accuracy = {("addition", "base", "start"): 0.4, **{("addition", "full", r): 0.45 + 0.05 * i for i, r in enumerate(RUNS)},
                 ("addition", "subnet", "grpo-learn"): 0.6, ("addition", "random", "grpo-learn--same"): 0.42}
-    sparsity = sparsity_table(specs, diffs, accuracy, {})
+    examples = dict.fromkeys(accuracy, 200)  # examples scored per evaluation: each accuracy's n
+    sparsity = sparsity_table(specs, diffs, accuracy, {}, examples=examples)
     pairs = []
     for i, a in enumerate(RUNS):
         for b in RUNS[i + 1:]:
@@ -109,10 +112,14 @@ def study(tmp_path_factory) -> dict[str, pd.DataFrame]:
         write_parquet(table, steps[-1])
         write_parquet(pd.DataFrame([split]), splits[-1])
     tables = {"sparsity": sparsity,
-              "subnetwork": subnetwork_table(specs, accuracy, {"grpo-learn": subnet_diff}, {"grpo-learn": 0.1}, ["same"]),
+              "subnetwork": subnetwork_table(specs, accuracy, {"grpo-learn": subnet_diff}, {"grpo-learn": 0.1}, ["same"],
+                                             examples=examples),
               "overlap": overlap_table(pd.DataFrame(pairs)), "layers": layers_table(diffs, CRITERION),
               "rank": rank_table(ranks, specs), "precision": precision_table(specs, sparsity, CRITERION),
               **dynamics_tables([str(p) for p in steps], [str(p) for p in splits])}
+    ulps = {run: pd.DataFrame(checkpoint_ulps(root / "start.safetensors", root / f"{run}.safetensors"))
+            for run in RUNS if specs[run]["precision"] == "fp32"}
+    tables.update(ulp_tables(ulps, diffs, specs))
     for name, df in tables.items():
         write_table(df, root / f"{name}.md", root / f"{name}.csv", TITLES[name])
     return read_tables([root / f"{name}.csv" for name in tables])
@@ -250,8 +257,19 @@ def test_accuracy_bars(study, tmp_path):
     assert heights == pytest.approx(sorted([sub["accuracy_start"], sub["accuracy_full"], sub["accuracy_subnetwork"],
                                             sub["accuracy_random_same"], *others["accuracy_before"],
                                             *others["accuracy_after"]]))
+    # Each bar carries its binomial standard error (the tables' *_se columns): +-1 SE around its top.
+    spans = sorted((round(bar.get_height(), 6), float(np.ptp(container.errorbar.lines[2][0].get_segments()[0][:, 1])))
+                   for container in ax.containers if getattr(container, "errorbar", None) for bar in container)
+    assert len(spans) == len(heights) and "±1 binomial SE" in ax.get_title()
+    for height, span in spans:
+        p = height / 100
+        assert span == pytest.approx(2 * 100 * (p * (1 - p) / 200) ** 0.5), height
     _saved(fig, tmp_path)
     assert FIGURES["accuracy"].drawer_function()({"subnetwork": study["subnetwork"][["run"]]}, RUNS) is None
+    # Tables without errors: the same bars, no error bars (nothing is made up).
+    plain = {name: df.drop(columns=[c for c in df.columns if c.endswith("_se")]) for name, df in study.items()}
+    bare = FIGURES["accuracy"].drawer_function()(plain, RUNS).axes[0]
+    assert not [c for c in bare.containers if getattr(c, "errorbar", None)] and "SE" not in bare.get_title()
 
 
 def test_layers_heatmap(study, tmp_path):

@@ -40,6 +40,9 @@ RUNS = {
     "grpo-paper": ("grpo", 3e-6, "bf16", "on_policy", 70.0, 60.0),
 }
 WARMUP = warmup_run({"dataset": "addition", "lr": 1e-3, "steps": 50}).as_dict()
+#: examples scored per evaluation: so many that the fixture's differences of a point are beyond the noise
+#: (2 combined standard errors near 50% are 0.71 points); on 200 examples they are noise.
+EXAMPLES = 40_000
 
 
 def _specs() -> dict[str, dict]:
@@ -74,20 +77,23 @@ def _rank_rows(ranks: dict[str, tuple[int, int]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _tables() -> dict[str, pd.DataFrame]:
-    """The study's tables, written by their writers from stage outputs, on which every claim holds."""
+def _tables(examples: int = EXAMPLES) -> dict[str, pd.DataFrame]:
+    """The study's tables, written by their writers from stage outputs, on which every claim holds (with
+    `examples` scored per evaluation)."""
     specs = _specs()
     accuracy = {("addition", "base", "init"): 0.0, ("addition", "base", "start"): 0.4,
                 **{("addition", "full", name): 0.5 for name in RUNS},
                 ("addition", "full", "rloo-learn-s1"): 0.48, ("addition", "subnet", "grpo-learn-s1"): 0.49,
                 ("addition", "subnet", "rloo-learn-s1"): 0.495, ("addition", "random", "grpo-learn-s1--same"): 0.42,
                 ("addition", "random", "rloo-learn-s1--same"): 0.44}
-    diffs = {name: _diff({"tol=1e-05": row[4], "tol=1e-08": row[5], "exact": 0.0}) for name, row in RUNS.items()}
-    warmup_diff = _diff({"tol=1e-05": 0.4, "tol=1e-08": 0.1, "exact": 0.0})
-    sparsity = sparsity_table(specs, diffs, accuracy, {}, WARMUP, warmup_diff)
+    diffs = {name: _diff({"tol=1e-05": row[4], "tol=1e-08": row[5], "bf16_bitwise": 0.0, "exact": 0.0}) for name, row in RUNS.items()}
+    warmup_diff = _diff({"tol=1e-05": 0.4, "tol=1e-08": 0.1, "bf16_bitwise": 0.0, "exact": 0.0})
+    counts = dict.fromkeys(accuracy, examples)
+    sparsity = sparsity_table(specs, diffs, accuracy, {}, WARMUP, warmup_diff, examples=counts)
     subnet = {"grpo-learn-s1": _diff({"tol=1e-05": 85.0, "tol=0.0001": 95.0}),
               "rloo-learn-s1": _diff({"tol=1e-05": 80.0, "tol=0.0001": 93.0})}
-    subnetwork = subnetwork_table(specs, accuracy, subnet, {"grpo-learn-s1": 0.031, "rloo-learn-s1": 0.119}, ["same"])
+    subnetwork = subnetwork_table(specs, accuracy, subnet, {"grpo-learn-s1": 0.031, "rloo-learn-s1": 0.119}, ["same"],
+                                  examples=counts)
     overlap = overlap_table(pd.DataFrame([
         {"run_1": "grpo-learn-s1", "run_2": "rloo-learn-s1", **overlap_stats(NUMEL, 31, 120, 24)},
         {"run_1": "grpo-learn-s1", "run_2": "dpo-learn-s1", **overlap_stats(NUMEL, 31, 240, 20)}]))
@@ -216,7 +222,8 @@ def test_float_noise_in_lr_still_matches():
 def test_thresholds_are_overridable_and_checked():
     assert _verdicts(_tables(), thresholds={"rl-sparse": 90.0})["rl-sparse"] == FAILS
     assert _row(_tables(), "rl-sparse", thresholds={"rl-sparse": 90.0})["threshold"] == "median >= 90%"
-    # grpo's subnetwork falls 1.0 point short of full finetuning: within 2 points, not within 0.5.
+    # grpo's subnetwork falls 1.0 point short of full finetuning: within 2 points, not within 0.5 (0.5 points
+    # from the margin, inside the noise of 0.71: not shown to recover).
     assert _verdicts(_tables(), thresholds={"subnetwork-recovers": 0.5})["subnetwork-recovers"] == FAILS
     assert _verdicts(_tables(), thresholds={"overlap-above-random": 1.0})["overlap-above-random"] == HOLDS
     # Every RL run is 25 points or more sparser than its control (the closest: 30.0 vs 5.0), not 30.
@@ -243,6 +250,8 @@ def test_missing_tables_are_not_measured():
     ("rl-sparse", "sparsity", HEAD),
     ("matched-control", "controls", "control_sparsity"),
     ("mask-beats-random", "subnetwork", "accuracy_random_same"),
+    ("mask-beats-random", "subnetwork", "accuracy_random_same_se"),
+    ("subnetwork-recovers", "subnetwork", "accuracy_subnetwork_se"),
     ("subnetwork-same-weights", "subnetwork", ["equal tol=1e-05 (%)", "equal tol=0.0001 (%)"]),
     ("full-rank", "rank", "mean_rank_pct"),
     ("overlap-above-random", "overlap", "random_o1"),
@@ -302,3 +311,48 @@ def test_markdown_escapes_pipes():
     df = pd.DataFrame([{"claim": "rl-sparse", "verdict": HOLDS, "evidence": "a | b", "threshold": "> 1"}])
     md = findings_markdown(df)
     assert "a \\| b" in md and md.count("\n| rl-sparse") == 1
+
+
+def test_a_difference_within_the_noise_decides_nothing():
+    """The fixture's accuracies on 200 examples instead of 40,000: grpo's subnetwork 1 point below full (2
+    points from the margin of -2) and 7 above random, against noise of 2 combined standard errors, about 10
+    points: neither claim is a win, and the evidence says the difference is within noise."""
+    small = _verdicts(_tables(examples=200))
+    assert (small["subnetwork-recovers"], small["mask-beats-random"]) == (FAILS, FAILS)
+    assert {c for c, v in small.items() if v != HOLDS} == {"subnetwork-recovers", "mask-beats-random"}
+    recovers = _row(_tables(examples=200), "subnetwork-recovers")["evidence"]
+    assert recovers.startswith("0/2 runs recover beyond noise")
+    assert "grpo-learn-s1 full 50.0%, subnetwork 49.0% (-1.00 points, noise ±10.00, within noise)" in recovers
+    beats = _row(_tables(examples=200), "mask-beats-random")["evidence"]
+    assert "grpo-learn-s1 subnetwork 49.0% ~ random 42.0% (+7.00 points, noise ±9.93, within noise)" in beats
+    large = _row(_tables(), "mask-beats-random")["evidence"]
+    assert "grpo-learn-s1 subnetwork 49.0% > random 42.0% (+7.00 points, noise ±0.70)" in large
+    assert "within noise" not in large
+
+
+def test_a_difference_beyond_the_noise_on_the_wrong_side_fails():
+    tables = _tables()
+    _set(tables["subnetwork"], "run", "grpo-learn-s1", "accuracy_random_same", 55.0)
+    evidence = _row(tables, "mask-beats-random")["evidence"]
+    assert _verdicts(tables)["mask-beats-random"] == FAILS
+    assert "grpo-learn-s1 subnetwork 49.0% <= random 55.0% (-6.00 points" in evidence and "within noise" not in evidence
+
+
+def test_the_noise_rule():
+    """Within noise when the difference is less than 2 combined standard errors from its threshold."""
+    from subnet_rl.uncertainty import combined_standard_error, judge
+
+    assert combined_standard_error(3.0, 4.0) == 5.0
+    assert judge(9.9, 0.0, 5.0) == "within noise" and judge(-9.9, 0.0, 5.0) == "within noise"
+    assert judge(10.0, 0.0, 5.0) == "above" and judge(-10.0, 0.0, 5.0) == "below"
+    assert judge(-1.0, -2.0, 0.4) == "above" and judge(-1.0, -2.0, 0.6) == "within noise"  # from the margin
+    assert judge(1.0, 0.0, float("nan")) == "within noise"  # an unknown error decides nothing
+    assert judge(0.0, 0.0, 0.0) == "below"  # no spread and no difference: not above
+
+
+def test_the_thresholds_and_the_page_state_the_noise_rule():
+    threshold = _row(_tables(), "mask-beats-random")["threshold"]
+    assert threshold == "> random + 0.0 points by 2 combined SE (beyond noise), every run"
+    assert "by 2 combined SE" in _row(_tables(), "subnetwork-recovers")["threshold"]
+    md = findings_markdown(compute_findings(_tables(), CRITERION))
+    assert "within noise" in md and "sqrt(se1² + se2²)" in md

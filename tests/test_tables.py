@@ -113,7 +113,8 @@ def test_sparsity_table_shows_the_clipped_share_and_warns_over_the_threshold():
     assert "before" not in table.loc["g", "warning"].split("(")[1]  # 5% of the start's is under 10%
     assert table.loc["s", "warning"] == ""  # 10% is not over 10%
     columns = list(table.columns)
-    assert columns.index("clipped_before") == columns.index("accuracy_after") + 1  # beside the accuracies
+    # beside the accuracies (each followed by its standard error)
+    assert columns.index("clipped_before") == columns.index("accuracy_after_se") + 1
 
 
 def test_sparsity_table_without_clipped_counts_says_unknown_and_warns_nothing():
@@ -126,3 +127,61 @@ def test_subnetwork_table_shows_each_checkpoints_clipped_share():
     table = subnetwork_table(RUNS, ACC, {"g": _diff(95, 50)}, {"g": 0.1}, clipped=CLIPPED)
     row = table.iloc[0]
     assert (row["clipped_start"], row["clipped_full"], row["clipped_subnetwork"]) == pytest.approx((5.0, 25.0, 50.0))
+
+
+EXAMPLES = dict.fromkeys(ACC, 200)
+
+
+def test_each_accuracy_has_its_binomial_standard_error_beside_it():
+    """sqrt(p(1-p)/n) in points, n the examples scored: 40% and 50% of 200 are 3.46 and 3.54 points, 0% is 0."""
+    table = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC, {},
+                           warmup=warmup_run({"dataset": "d", "lr": 1e-3, "steps": 5}).as_dict(),
+                           warmup_diff=_diff(1, 0), examples={**EXAMPLES, ("d", "full", "s"): 50})
+    rows = table.set_index("run")
+    assert (rows.loc["g", "accuracy_before_se"], rows.loc["g", "accuracy_after_se"]) == pytest.approx(
+        (100 * (0.4 * 0.6 / 200) ** 0.5, 100 * (0.5 * 0.5 / 200) ** 0.5))
+    assert rows.loc["s", "accuracy_after_se"] == pytest.approx(100 * (0.45 * 0.55 / 50) ** 0.5)  # its own n
+    assert rows.loc["sft-from-init", "accuracy_before_se"] == 0.0  # no example right: no binomial spread
+    columns = list(table.columns)
+    for label in ("before", "after"):
+        assert columns.index(f"accuracy_{label}_se") == columns.index(f"accuracy_{label}") + 1
+    # Adding the errors changes no other number.
+    plain = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC, {},
+                           warmup=warmup_run({"dataset": "d", "lr": 1e-3, "steps": 5}).as_dict(),
+                           warmup_diff=_diff(1, 0))
+    pd.testing.assert_frame_equal(table.drop(columns=["accuracy_before_se", "accuracy_after_se"]),
+                                  plain.drop(columns=["accuracy_before_se", "accuracy_after_se"]))
+    assert plain[["accuracy_before_se", "accuracy_after_se"]].isna().all().all()  # no counts: not measured
+
+
+def test_subnetwork_table_gives_every_checkpoints_accuracy_its_standard_error():
+    accuracy = {**ACC, ("d", "random", "g--same"): 0.35}
+    examples = {**EXAMPLES, ("d", "random", "g--same"): 100}
+    row = subnetwork_table(RUNS, accuracy, {"g": _diff(95, 50)}, {"g": 0.1}, ["same"], examples=examples).iloc[0]
+    for label, p, n in (("start", 0.4, 200), ("full", 0.5, 200), ("subnetwork", 0.55, 200),
+                        ("random_same", 0.35, 100)):
+        assert row[f"accuracy_{label}_se"] == pytest.approx(100 * (p * (1 - p) / n) ** 0.5), label
+
+
+def test_study_tables_take_n_from_the_evaluation_parquets_rows(tmp_path):
+    """The tables stage counts the examples each evaluation scored: 3 of 4 right is 75% +- 21.65 points."""
+    from subnet_rl.tables import study_tables
+
+    evals = []
+    for variant, name, correct in (("base", "start", [True, False, False, False]),
+                                   ("full", "g", [True, True, True, False])):
+        path = tmp_path / "eval" / "d" / variant / f"{name}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"correct": correct, "clipped": [False] * 4}).to_parquet(path)
+        evals.append(str(path))
+    diff = tmp_path / "diff" / "g.parquet"
+    diff.parent.mkdir()
+    _diff(90, 80).assign(role="param", status="compared").to_parquet(diff)
+    overlap = tmp_path / "pairs.parquet"
+    pd.DataFrame(columns=["run_1", "run_2", "sparsity_1", "sparsity_2", "o1", "random_o1", "o2", "random_o2",
+                          "jaccard", "random_jaccard"]).to_parquet(overlap)
+    tables = study_tables({"g": RUNS["g"]}, None, evals, [], [], [str(diff)], [], [], [], str(overlap),
+                          max_clipped_share=1.0)
+    g = tables["sparsity"].set_index("run").loc["g"]
+    assert (g["accuracy_after"], g["accuracy_after_se"]) == pytest.approx((75.0, 100 * (0.75 * 0.25 / 4) ** 0.5))
+    assert g["accuracy_before_se"] == pytest.approx(100 * (0.25 * 0.75 / 4) ** 0.5)

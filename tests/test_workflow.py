@@ -54,12 +54,17 @@ def planned_outputs(dry_run_stdout: str) -> set[str]:
     return outputs
 
 
-@pytest.fixture(scope="module")
-def completed_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("e2e")
-    result = snakemake(workdir)
+def finished_run(tmp_path_factory, name: str, configfile: Path = TEST_CONFIG) -> Path:
+    """A fresh working folder in which the workflow ran `configfile` to completion (the module fixtures)."""
+    workdir = tmp_path_factory.mktemp(name)
+    result = snakemake(workdir, configfile=configfile)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return workdir
+
+
+@pytest.fixture(scope="module")
+def completed_run(tmp_path_factory):
+    return finished_run(tmp_path_factory, "e2e")
 
 
 def test_tables_hold_real_numbers(completed_run):
@@ -193,7 +198,7 @@ def test_html_report_opens_in_a_browser_with_findings_first_and_every_figure(com
     html = report.read_text()
     figures = sorted((completed_run / "results" / "figures").glob("*.png"))
     assert {f.stem for f in figures} == {"sparsity_vs_tolerance", "overlap", "accuracy", "layers", "dynamics",
-                                         "precision", "rank"}
+                                         "precision", "rank", "ulp"}
     for figure in figures:
         assert figure.stem + ".png" in html, f"{figure.name} is not in the report"
         shown = tmp_path / f"{figure.stem}-in-chromium.png"

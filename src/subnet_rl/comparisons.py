@@ -16,6 +16,7 @@ Whatever runs a config holds, a comparison that is not matched does not appear.
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from itertools import product
 from typing import Any
@@ -87,6 +88,13 @@ def _run_rows(sparsity: pd.DataFrame, criterion: str) -> dict[str, dict]:
     return {run: {**row, "sparsity": row[column]} for run, row in sparsity.set_index("run").to_dict("index").items()}
 
 
+def _accuracies(row: dict, *columns: str, prefix: str = "") -> dict[str, Any]:
+    """Each accuracy column of a sparsity-table row and, beside it, its standard error (`<column>_se`, points;
+    NaN when the table has none), named `<prefix><column>`."""
+    return {k: v for c in columns
+            for k, v in ((prefix + c, row.get(c)), (f"{prefix}{c}_se", row.get(f"{c}_se", math.nan)))}
+
+
 def ablation_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str,
                    knobs: tuple[str, ...] = ABLATION_KNOBS) -> pd.DataFrame:
     """One row per run of each matched comparison: the knob, its value, sparsity and accuracy."""
@@ -100,7 +108,7 @@ def ablation_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: st
                             "value": spec[knob], "algorithm": spec["algorithm"], "lr": spec["lr"],
                             "steps": spec["steps"], "sparsity": row.get("sparsity"),
                             "sparsity exact": row.get("sparsity exact"),
-                            "accuracy_before": row.get("accuracy_before"), "accuracy_after": row.get("accuracy_after")})
+                            **_accuracies(row, "accuracy_before", "accuracy_after")})
     return pd.DataFrame(out)
 
 
@@ -115,7 +123,7 @@ def precision_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: s
                         "steps": spec["steps"], "sparsity": row.get("sparsity"),
                         "sparsity exact": row.get("sparsity exact"),
                         "sparsity bf16_bitwise": row.get("sparsity bf16_bitwise"),
-                        "accuracy_after": row.get("accuracy_after")})
+                        **_accuracies(row, "accuracy_after")})
     table = pd.DataFrame(out)
     return table.sort_values(["algorithm", "lr", "precision"], ignore_index=True) if not table.empty else table
 
@@ -132,38 +140,70 @@ def data_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str,
             chosen, rejected = likelihoods.get(run, (float("nan"), float("nan")))
             out.append({"run": run, "algorithm": spec["algorithm"], "pairs": spec["pairs"], "lr": spec["lr"],
                         "steps": spec["steps"], "chosen_logp": chosen, "rejected_logp": rejected,
-                        "sparsity": row.get("sparsity"), "accuracy_before": row.get("accuracy_before"),
-                        "accuracy_after": row.get("accuracy_after")})
+                        "sparsity": row.get("sparsity"), **_accuracies(row, "accuracy_before", "accuracy_after")})
     return pd.DataFrame(out)
 
 
 CONTROL_COLUMNS = ["run", "control", "algorithm", "regime", "lr", "steps", "precision", "sparsity",
-                   "control_sparsity", "accuracy_after", "control_accuracy_after"]
+                   "control_sparsity", "accuracy_after", "accuracy_after_se", "control_accuracy_after",
+                   "control_accuracy_after_se"]
 
 
 def controls_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str) -> pd.DataFrame:
     """One row per RL run and matched SFT control: both sparsities at `criterion` and both accuracies after
-    training, the comparison behind "an RL run is sparser than its SFT control"."""
+    training (with their standard errors), the comparison behind "an RL run is sparser than its SFT control"."""
     rows = _run_rows(sparsity, criterion)
     out = []
     for run, control in matched_controls(specs):
         spec, row, control_row = specs[run], rows.get(run, {}), rows.get(control, {})
         out.append({"run": run, "control": control, **{c: spec.get(c) for c in CONTROL_COLUMNS[2:7]},
                     "sparsity": row.get("sparsity"), "control_sparsity": control_row.get("sparsity"),
-                    "accuracy_after": row.get("accuracy_after"),
-                    "control_accuracy_after": control_row.get("accuracy_after")})
+                    **_accuracies(row, "accuracy_after"),
+                    **_accuracies(control_row, "accuracy_after", prefix="control_")})
     return pd.DataFrame(out, columns=CONTROL_COLUMNS)
+
+
+#: the sparsity table's run settings that may differ between the runs of one algorithms-table row besides
+#: their seed: runs differing in one of them are not replicates of one setting.
+SEED_MATCHED = ("steps", "precision")
+
+
+def seed_spread(values: pd.Series, runs: pd.DataFrame) -> float:
+    """The std (ddof 1) of `values` over seeds, pooled over the settings of `runs` (`SEED_MATCHED`): the
+    spread of replicates that differ in their seed alone, not the fp32-vs-bf16 or steps difference a row
+    may also mix. A setting whose runs repeat a seed differs in something else (a knob the sparsity table
+    does not show) and is left out. NaN without two seeds of one setting: one run measures no spread."""
+    keys = [runs[c].astype(str) for c in SEED_MATCHED if c in runs]
+    squares, dof = 0.0, 0
+    for _, index in (values.groupby(keys).groups.items() if keys else [(None, values.index)]):
+        setting, seeds = values.loc[index].dropna(), runs.loc[index, "seed"] if "seed" in runs else None
+        if len(setting) < 2 or (seeds is not None and seeds.nunique() < len(seeds)):
+            continue
+        squares += float(((setting - setting.mean()) ** 2).sum())
+        dof += len(setting) - 1
+    return math.sqrt(squares / dof) if dof else math.nan
 
 
 def algorithms_table(sparsity: pd.DataFrame, criterion: str) -> pd.DataFrame:
     """The gain and sparsity of each algorithm per regime and learning rate: mean over its runs (seeds,
-    precisions); a regime that sweeps the lr gets a row per lr."""
+    precisions); a regime that sweeps the lr gets a row per lr. Beside each mean: for an accuracy, the
+    binomial standard error of one run's evaluation (mean over the runs; points), for gain and sparsity
+    their spread over seeds (`seed_spread`, NaN with one seed), and `seeds` counts the seeds the row holds."""
     column = f"sparsity {criterion}"
     runs = sparsity[sparsity["regime"] != "warmup"] if not sparsity.empty else sparsity
     if runs.empty or column not in runs:
         return pd.DataFrame()
-    grouped = runs.assign(gain=runs["accuracy_after"] - runs["accuracy_before"]).groupby(
-        ["regime", "algorithm", "lr"], sort=True)
-    return grouped.agg(runs=("run", "count"), steps=("steps", "first"),
-                       accuracy_start=("accuracy_before", "mean"), accuracy_full=("accuracy_after", "mean"),
-                       gain=("gain", "mean"), gain_min=("gain", "min"), sparsity=(column, "mean")).reset_index()
+    runs = runs.assign(gain=runs["accuracy_after"] - runs["accuracy_before"],
+                       **{c: runs.get(c, math.nan) for c in ("accuracy_before_se", "accuracy_after_se")})
+    grouped = runs.groupby(["regime", "algorithm", "lr"], sort=True)
+    table = grouped.agg(runs=("run", "count"), steps=("steps", "first"),
+                        accuracy_start=("accuracy_before", "mean"), accuracy_full=("accuracy_after", "mean"),
+                        gain=("gain", "mean"), gain_min=("gain", "min"), sparsity=(column, "mean"),
+                        accuracy_start_se=("accuracy_before_se", "mean"),
+                        accuracy_full_se=("accuracy_after_se", "mean"))
+    table["seeds"] = grouped["seed"].nunique() if "seed" in runs else math.nan
+    table["gain_std"] = grouped.apply(lambda g: seed_spread(g["gain"], g), include_groups=False)
+    table["sparsity_std"] = grouped.apply(lambda g: seed_spread(g[column], g), include_groups=False)
+    order = ["runs", "seeds", "steps", "accuracy_start", "accuracy_start_se", "accuracy_full", "accuracy_full_se",
+             "gain", "gain_std", "gain_min", "sparsity", "sparsity_std"]
+    return table[order].reset_index()

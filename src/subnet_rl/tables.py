@@ -12,6 +12,7 @@ from .atomic import write_text
 from .diff import sparsity
 from .learning_signal import learning_signal, warning
 from .stage_outputs import read_diff, read_json, read_parquet
+from .uncertainty import binomial_standard_error
 
 RUN_COLUMNS = ["algorithm", "regime", "lr", "steps", "precision", "seed"]
 #: accuracy keys are (dataset, variant, checkpoint name), as the evaluation stage's paths are.
@@ -27,9 +28,22 @@ def _share(clipped: dict[AccuracyKey, float] | None, key: AccuracyKey) -> float:
     return _pct(clipped[key]) if clipped is not None else math.nan
 
 
+def _se(accuracy: dict[AccuracyKey, float], examples: dict[AccuracyKey, int] | None, key: AccuracyKey) -> float:
+    """The binomial standard error (points) of a checkpoint's accuracy on its scored examples; NaN when the
+    caller has no counts."""
+    return _pct(binomial_standard_error(accuracy[key], examples[key])) if examples is not None else math.nan
+
+
+def _scored(accuracy: dict[AccuracyKey, float], examples: dict[AccuracyKey, int] | None, label: str,
+            key: AccuracyKey) -> dict[str, float]:
+    """`accuracy_<label>` (%) and, beside it, `accuracy_<label>_se` (points)."""
+    return {f"accuracy_{label}": _pct(accuracy[key]), f"accuracy_{label}_se": _se(accuracy, examples, key)}
+
+
 def _before_after(accuracy: dict[AccuracyKey, float], clipped: dict[AccuracyKey, float] | None,
-                  before: AccuracyKey, after: AccuracyKey) -> dict[str, float]:
-    return {"accuracy_before": _pct(accuracy[before]), "accuracy_after": _pct(accuracy[after]),
+                  before: AccuracyKey, after: AccuracyKey,
+                  examples: dict[AccuracyKey, int] | None = None) -> dict[str, float]:
+    return {**_scored(accuracy, examples, "before", before), **_scored(accuracy, examples, "after", after),
             "clipped_before": _share(clipped, before), "clipped_after": _share(clipped, after)}
 
 
@@ -42,9 +56,11 @@ def _recorded(record: dict) -> dict:
 def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], accuracy: dict[AccuracyKey, float],
                    records: dict[str, dict], warmup: dict | None = None,
                    warmup_diff: pd.DataFrame | None = None, clipped: dict[AccuracyKey, float] | None = None,
-                   max_clipped_share: float | None = None) -> pd.DataFrame:
-    """One row per run (and SFT-from-init): accuracy before/after and the % of completions clipped at
-    max_new_tokens in each evaluation (`clipped`, keyed as `accuracy`), the learning signal of its trainer
+                   max_clipped_share: float | None = None,
+                   examples: dict[AccuracyKey, int] | None = None) -> pd.DataFrame:
+    """One row per run (and SFT-from-init): accuracy before/after, each with its binomial standard error in
+    points (`accuracy_*_se`, from the examples scored, `examples`; NaN without), the % of completions clipped
+    at max_new_tokens in each evaluation (`clipped`, keyed as `accuracy`), the learning signal of its trainer
     log, whether it was deterministic, and sparsity (%) at each criterion; `warning` says when the sparsity
     means nothing was learned, or when a clipped share passes `max_clipped_share`."""
     rows = []
@@ -52,14 +68,14 @@ def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], ac
         ds = warmup["dataset"]
         rows.append({"run": "sft-from-init", "algorithm": "sft", "regime": "warmup", "lr": warmup["lr"],
                      "steps": warmup["steps"], "precision": warmup["precision"], "seed": warmup["seed"],
-                     **_before_after(accuracy, clipped, (ds, "base", "init"), (ds, "base", "start")),
+                     **_before_after(accuracy, clipped, (ds, "base", "init"), (ds, "base", "start"), examples),
                      **_recorded(records.get("sft-from-init", {})),
                      **{f"sparsity {k}": _pct(v) for k, v in sparsity(warmup_diff).items()}})
     for name in sorted(runs, key=lambda r: (runs[r]["regime"], runs[r]["algorithm"], r)):
         spec = runs[name]
         ds = spec["eval_dataset"]
         rows.append({"run": name, **{c: spec[c] for c in RUN_COLUMNS},
-                     **_before_after(accuracy, clipped, (ds, "base", spec["model"]), (ds, "full", name)),
+                     **_before_after(accuracy, clipped, (ds, "base", spec["model"]), (ds, "full", name), examples),
                      **_recorded(records.get(name, {})),
                      **{f"sparsity {k}": _pct(v) for k, v in sparsity(run_diffs[name]).items()}})
     table = pd.DataFrame(rows)
@@ -78,8 +94,10 @@ def _untouched(row: dict) -> float:
 
 def subnetwork_table(runs: dict[str, dict], accuracy: dict[AccuracyKey, float],
                      subnet_diffs: dict[str, pd.DataFrame], trainable: dict[str, float],
-                     random_controls: list[str] = (), clipped: dict[AccuracyKey, float] | None = None) -> pd.DataFrame:
-    """Paper Table 3: full vs subnetwork accuracy, and % of entries equal between the two models; with
+                     random_controls: list[str] = (), clipped: dict[AccuracyKey, float] | None = None,
+                     examples: dict[AccuracyKey, int] | None = None) -> pd.DataFrame:
+    """Paper Table 3: full vs subnetwork accuracy (each with its binomial standard error in points,
+    `accuracy_*_se`, NaN without `examples`), and % of entries equal between the two models; with
     random controls, the accuracy of the same retraining on a random mask ("same" density, or a fixed one),
     without which "the subnetwork recovers the accuracy" says nothing about this subnetwork. `clipped_*`:
     % of each evaluated checkpoint's completions clipped at max_new_tokens (NaN without `clipped`)."""
@@ -91,9 +109,10 @@ def subnetwork_table(runs: dict[str, dict], accuracy: dict[AccuracyKey, float],
         checkpoints = {"start": (ds, "base", spec["model"]), "full": (ds, "full", name),
                        "subnetwork": (ds, "subnet", name),
                        **{f"random_{c}": (ds, "random", f"{name}--{c}") for c in random_controls}}
+        scored = {k: v for label, key in checkpoints.items()
+                  for k, v in _scored(accuracy, examples, label, key).items()}
         rows.append({"run": name, **{c: spec[c] for c in ("algorithm", "regime", "lr", "precision")},
-                     "subnetwork (% of entries)": _pct(trainable[name]),
-                     **{f"accuracy_{label}": _pct(accuracy[key]) for label, key in checkpoints.items()},
+                     "subnetwork (% of entries)": _pct(trainable[name]), **scored,
                      **{f"clipped_{label}": _share(clipped, key) for label, key in checkpoints.items()},
                      **equal})
     return pd.DataFrame(rows)
@@ -128,12 +147,14 @@ def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], r
                  random_controls: list[str] = (), *, max_clipped_share: float) -> dict[str, pd.DataFrame]:
     """The study's tables from the stage outputs (paths as the `tables` rule lists them).
 
-    Evaluation paths are results/eval/<dataset>/<variant>/<checkpoint>.parquet: accuracy and the share of
-    clipped completions are keyed the same way.
+    Evaluation paths are results/eval/<dataset>/<variant>/<checkpoint>.parquet: accuracy, the share of
+    clipped completions and the number of examples scored (a Parquet's rows: its accuracy's n) are keyed the
+    same way.
     """
     scored = {(*Path(p).parts[-3:-1], _stem(p)): read_parquet(p, ["correct", "clipped"]) for p in evals}
     accuracy = {key: df["correct"].mean() for key, df in scored.items()}
     clipped = {key: df["clipped"].mean() for key, df in scored.items()}
+    examples = {key: len(df) for key, df in scored.items()}
     records = {Path(c).name: training_record(c) for c in run_checkpoints}
     records.update({"sft-from-init": training_record(c) for c in warmup_checkpoint})
     full = {_stem(p): read_diff(p) for p in run_diffs}
@@ -141,8 +162,9 @@ def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], r
     subnet = {_stem(p): read_diff(p) for p in subnet_diffs}
     trainable = {Path(c).name: trainable_fraction(c) for c in subnet_checkpoints}
     return {
-        "sparsity": sparsity_table(runs, full, accuracy, records, warmup, warmup_table, clipped, max_clipped_share),
-        "subnetwork": subnetwork_table(runs, accuracy, subnet, trainable, random_controls, clipped),
+        "sparsity": sparsity_table(runs, full, accuracy, records, warmup, warmup_table, clipped, max_clipped_share,
+                                   examples),
+        "subnetwork": subnetwork_table(runs, accuracy, subnet, trainable, random_controls, clipped, examples),
         "overlap": overlap_table(read_parquet(overlap, ["run_1", "run_2"])),
     }
 
@@ -201,7 +223,9 @@ TITLES = {"sparsity": "Update sparsity (% of entries unchanged)", "subnetwork": 
           "controls": "RL runs and their matched SFT controls (same start and every shared training setting)",
           "data": "On- vs off-policy preference data (same algorithm and prompts; log-likelihood under the start model)",
           "dynamics": "Training dynamics: sparsity against step, and % changed since the previous snapshot",
-          "dynamics_split": "Entries never updated, updated then back to their start value, and in the final subnetwork (%)"}
+          "dynamics_split": "Entries never updated, updated then back to their start value, and in the final subnetwork (%)",
+          "ulp": "Total update of each entry in half bf16 ulps of its start value (runs with fp32 weights; % of entries per bin)",
+          "ulp_summary": "Entries below half a bf16 ulp beside the measured bf16 sparsity, and the mean step per entry relative to lr"}
 
 COMPARISON_TABLES = ("algorithms", "controls", "ablations", "precision", "data", "dynamics", "dynamics_split")
 

@@ -1,5 +1,6 @@
-# Analyses of each run's update beyond sparsity: its rank (paper Table 2), where it lands (Fig. 3), how it
-# grows during training (section 6), and matched comparisons between runs (algorithms, ablations, data).
+# Analyses of each run's update beyond sparsity: its rank (paper Table 2), where it lands (Fig. 3), its size
+# in half bf16 ulps (the ulp account), how it grows during training (section 6), and matched comparisons
+# between runs (algorithms, ablations, data).
 
 from subnet_rl.stage_outputs import checks_of
 
@@ -28,13 +29,41 @@ rule rank:
         "../scripts/rank.py"
 
 
+# Runs whose weights are fp32: the ulp account measures their updates in half bf16 ulps (bf16 weights store
+# updates already rounded; the ulp_summary table gives them a row saying so).
+ULP_RUNS = [r for r in RUNS if run_spec(r).precision == "fp32"]
+
+
+rule ulp:
+    input:
+        before=lambda wildcards: start_of(wildcards.run),
+        after="results/checkpoints/full/{run}",
+    output:
+        "results/ulp/{run}.parquet",
+    params:
+        code=code("ulp.py"),
+    threads: 1
+    resources:
+        mem_mb=resource("diff", "mem_mb", 2000),
+        runtime=resource("diff", "runtime", 20),
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/ulp/{run}.log",
+    benchmark:
+        "results/benchmarks/ulp/{run}.tsv"
+    script:
+        "../scripts/ulp.py"
+
+
 rule analysis_tables:
     input:
         ranks=expand("results/rank/{run}.parquet", run=RUNS),
         diffs=expand("results/diff/full/{run}.parquet", run=RUNS),
+        ulps=expand("results/ulp/{run}.parquet", run=ULP_RUNS),
         checked=checks_of("analysis_tables"),
     output:
-        **table_outputs("rank", "layers"),
+        **table_outputs("rank", "layers", "ulp", "ulp_summary"),
     params:
         code=code("analysis_tables.py"),
         runs={run: run_spec(run).as_dict() for run in RUNS},

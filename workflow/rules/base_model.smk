@@ -5,7 +5,7 @@
 INIT_OR_START = checkpoint_dir("base", "init") if WARMUP else START
 
 
-if RUNS and config["model"]["source"] == "embedded":
+if USES_MODEL and config["model"]["source"] == "embedded":
 
     rule build_model:
         output:

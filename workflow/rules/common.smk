@@ -21,6 +21,7 @@ from subnet_rl.diff import canonical_label, diff_labels
 from subnet_rl.figures import FIGURES
 from subnet_rl.tables import COMPARISON_TABLES
 from subnet_rl.jobs import configure_hub_environment, download_slug, hub_downloads
+from subnet_rl.start_models import start_checkpoints, start_evaluations
 
 # Snakemake's YAML loader keeps the last of two equal keys: a run pasted twice would silently be one.
 check_config_files(workflow.configfiles)
@@ -54,12 +55,17 @@ PAIRS = sorted(config.get("checkpoint_pairs", {}))
 DOWNLOADS = hub_downloads(config)
 # The config key of each download, for the message when the hub cannot provide it.
 DOWNLOAD_KEYS = {download_slug(ref): f"{key}.name" for key, ref in hub_refs(config) if key.startswith("checkpoint_pairs")}
+# A config without runs scores its start models alone: (dataset, model) for each start model and each
+# dataset of `evaluate.datasets` (default: every scoring one); [] for a study or checkpoint pairs alone.
+START_EVALS = start_evaluations(config)
+# Whether the config's `model` is built or fetched: a study starts from it, start-model scoring scores it.
+USES_MODEL = "model" in config and bool(RUNS or START_EVALS)
 # Pretrained start checkpoints fetched as they are: the config's `model` unless it is embedded (as
 # "init" when a warmup follows, else "start"), and every entry of `models`.
 PRETRAINED = {
     **(
         {("init" if WARMUP else DEFAULT_MODEL): config["model"]}
-        if RUNS and config["model"]["source"] != "embedded"
+        if USES_MODEL and config["model"]["source"] != "embedded"
         else {}
     ),
     **config.get("models", {}),
@@ -247,9 +253,16 @@ CATEGORY = {
     "data": "7. Data and ablations",
     "ablations": "7. Data and ablations",
     "precision": "7. Data and ablations",
+    "ulp": "7. Data and ablations",
+    "ulp_summary": "7. Data and ablations",
     "pairs": "8. Checkpoint pairs",
     "pairs_layers": "8. Checkpoint pairs",
 }
+
+
+# The start-model table of a config without runs (the only category such a report has); kept outside the
+# dict above, which another change edits.
+CATEGORY["start_models"] = "9. Start models"
 
 
 def table_outputs(*names):
@@ -267,9 +280,15 @@ def table_outputs(*names):
     return outputs
 
 
+def start_model_evaluations():
+    """The evaluations of a config without runs: each start model on each of its scoring datasets."""
+    return [f"results/eval/{d}/base/{m}.parquet" for d, m in START_EVALS]
+
+
 def final_tables():
-    tables = ["sparsity", "subnetwork", "overlap", "rank", "layers", *COMPARISON_TABLES] if RUNS else []
+    tables = ["sparsity", "subnetwork", "overlap", "rank", "layers", "ulp", "ulp_summary", *COMPARISON_TABLES] if RUNS else []
     tables += ["pairs", "pairs_layers"] if PAIRS else []
+    tables += ["start_models"] if START_EVALS else []
     return expand("results/tables/{table}.{ext}", table=tables, ext=["md", "csv", "tex"])
 
 
@@ -280,7 +299,8 @@ def figure_tables(name):
 
 
 def presentation():
-    """Figures and findings, for a study (a config with runs); checkpoint pairs alone get their table."""
+    """Figures and findings, for a study (a config with runs); checkpoint pairs alone, and start models
+    scored alone, get their tables (there is nothing to compare)."""
     if not RUNS:
         return []
     return ["results/findings.csv", *expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"])]

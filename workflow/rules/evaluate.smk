@@ -6,8 +6,9 @@ rule evaluate:
         "results/eval/{dataset}/{scored}/{name}.parquet",
     params:
         code=code("evaluate.py"),
-        # the table's warning threshold is not a generation setting: changing it reruns only the tables
-        settings={k: v for k, v in config["evaluate"].items() if k != "max_clipped_share"},
+        # the table's warning threshold and the start-model datasets are no generation settings: changing
+        # them reruns only the tables (and scores only the datasets added)
+        settings={k: v for k, v in config["evaluate"].items() if k not in ("max_clipped_share", "datasets")},
         task=lambda wildcards: task_of(wildcards.dataset),
     threads: resource("evaluate", "threads", 1)
     resources:

@@ -81,3 +81,23 @@ rule pairs_table:
         "results/benchmarks/pairs_table.tsv"
     script:
         "../scripts/pairs_table.py"
+
+
+rule start_models_table:
+    input:
+        evals=start_model_evaluations(),
+        checked=checks_of("start_models_table"),
+    output:
+        **table_outputs("start_models"),
+    params:
+        code=code("start_models_table.py"),
+        checkpoints=start_checkpoints(config),
+        max_clipped_share=config["evaluate"]["max_clipped_share"],
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/start_models_table.log",
+    benchmark:
+        "results/benchmarks/start_models_table.tsv"
+    script:
+        "../scripts/start_models_table.py"

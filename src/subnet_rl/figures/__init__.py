@@ -60,6 +60,7 @@ FIGURES: dict[str, FigureSpec] = {f.name: f for f in [
     FigureSpec("dynamics", ("dynamics",), "Training dynamics", "dynamics:dynamics_lines"),
     FigureSpec("precision", ("precision",), "Sparsity vs learning rate, fp32 vs bf16", "precision:precision_lines"),
     FigureSpec("rank", ("rank",), "Update rank by module group", "rank:rank_heatmap"),
+    FigureSpec("ulp", ("ulp", "ulp_summary"), "Update size in half bf16 ulps", "ulp:ulp_histogram"),
 ]}
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..atomic import write_text
 from ..stage_outputs import read_tables
+from ..uncertainty import NOISE_Z
 from .claims import CLAIMS, Claim
 from .subnetwork_checks import layer_spread
 from .verdicts import FAILS, HOLDS, NOT_MEASURED, Tables
@@ -60,7 +61,11 @@ def findings_markdown(df: pd.DataFrame) -> str:
            f"The verdict is \"{HOLDS}\" or \"{FAILS}\" by the threshold shown, applied to the numbers quoted as "
            f"evidence (all percentages 0-100, accuracy in points); \"{NOT_MEASURED}\" means the tables of this "
            "configuration lack the runs or columns the claim needs, so no number is given. Sparsity is the % of "
-           "parameter entries unchanged at the headline criterion. A verdict on a small model and few steps says "
+           "parameter entries unchanged at the headline criterion. A claim that compares accuracies decides only "
+           "beyond the noise: each accuracy has its binomial standard error sqrt(p(1-p)/n) on its n test examples, "
+           f"a difference the combined error sqrt(se1² + se2²), and a difference less than {NOISE_Z:g} combined "
+           "errors from its threshold is \"within noise\" (the test set cannot tell), which is no win: the claim "
+           f"is \"{FAILS}\" there, and the evidence says so. A verdict on a small model and few steps says "
            "what this configuration shows, not whether the paper's claim is true at its scale.")
     lines = ["# Findings: the paper's claims, checked", "", how, "",
              "| claim | statement | verdict | evidence | threshold |", "|---|---|---|---|---|"]

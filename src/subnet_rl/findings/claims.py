@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..uncertainty import NOISE_Z
 from . import sparsity_checks as sparsity
 from . import subnetwork_checks as subnetwork
 from .verdicts import Check
@@ -37,10 +38,12 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           0.0, lambda t: f"RL > SFT + {t:g} points, every pair", sparsity.matched_control),
     Claim("subnetwork-recovers", "Retraining only the RL subnetwork recovers the test accuracy of full finetuning.",
           # accuracy points the subnetwork may fall short of full finetuning
-          2.0, lambda t: f"within {t:.1f} points (or above), every run", subnetwork.subnetwork_recovers),
+          2.0, lambda t: f"within {t:.1f} points (or above), every run, beyond noise (subnetwork - full > -{t:.1f} "
+                         f"by {NOISE_Z:g} combined SE)", subnetwork.subnetwork_recovers),
     Claim("mask-beats-random", "The RL subnetwork beats a random mask of the same density, so the mask itself matters.",
           # margin (points) over the random mask of the same density
-          0.0, lambda t: f"> random + {t:.1f} points, every run", subnetwork.mask_beats_random),
+          0.0, lambda t: f"> random + {t:.1f} points by {NOISE_Z:g} combined SE (beyond noise), every run",
+          subnetwork.mask_beats_random),
     Claim("subnetwork-same-weights",
           "Retraining the subnetwork alone reaches nearly the same weights as full finetuning.",
           # mean % of entries equal, at the largest tolerance

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..diff import Criterion
+from ..uncertainty import NOISE_Z, combined_standard_error, judge
 from .verdicts import (FAILS, HOLDS, NOT_MEASURED, Tables, Verdict, counted, every_one, listing, missing,
                        numeric_rows, pct)
 
@@ -26,26 +27,51 @@ def _subnetwork_rows(tables: Tables, columns: list[str], empty: str) -> tuple[pd
     return (None, empty) if df.empty else (df, "")
 
 
+def _accuracy_difference(tables: Tables, a: str, b: str, margin: float, empty: str
+                         ) -> tuple[pd.DataFrame | None, str]:
+    """The subnetwork table's runs with accuracies `a` and `b` and their standard errors: `difference`
+    (a - b, points), `noise` (NOISE_Z combined standard errors) and `outcome`, the difference against `margin`
+    beyond the noise or within it (`uncertainty.judge`). Without the errors the comparison is not measured:
+    a difference of a few points may be the test set's sampling alone."""
+    df, why = _subnetwork_rows(tables, [a, b, f"{a}_se", f"{b}_se"], empty)
+    if df is None:
+        return None, why
+    df["difference"] = df[a] - df[b]
+    error = [combined_standard_error(x, y) for x, y in zip(df[f"{a}_se"], df[f"{b}_se"])]
+    df["noise"] = [NOISE_Z * e for e in error]
+    df["outcome"] = [judge(d, margin, e) for d, e in zip(df["difference"], error)]
+    return df, ""
+
+
+def _versus(difference: float, noise: float, outcome: str) -> str:
+    return f"{difference:+.2f} points, noise ±{noise:.2f}" + (", within noise" if outcome == "within noise" else "")
+
+
 def subnetwork_recovers(tables: Tables, column: str, t: float) -> Verdict:
-    df, why = _subnetwork_rows(tables, ["accuracy_full", "accuracy_subnetwork"],
-                               "no subnetwork run with both accuracies")
+    """A run recovers when subnetwork - full accuracy is above -t beyond the noise; a shortfall within the
+    noise of -t recovers nothing (nor fails): the test set cannot tell."""
+    df, why = _accuracy_difference(tables, "accuracy_subnetwork", "accuracy_full", -t,
+                                   "no subnetwork run with both accuracies and their standard errors")
     if df is None:
         return NOT_MEASURED, why
-    gap = df["accuracy_subnetwork"] - df["accuracy_full"]
-    items = [f"{r.run} full {pct(r.accuracy_full)}, subnetwork {pct(r.accuracy_subnetwork)} ({g:+.2f} points)"
-             for r, g in zip(df.itertuples(index=False), gap)]
-    return every_one((gap.abs() <= t) | (gap >= 0), items, "runs recover")
+    items = [f"{r.run} full {pct(r.accuracy_full)}, subnetwork {pct(r.accuracy_subnetwork)} "
+             f"({_versus(r.difference, r.noise, r.outcome)})" for r in df.itertuples(index=False)]
+    return every_one(df["outcome"] == "above", items, "runs recover beyond noise")
 
 
 def mask_beats_random(tables: Tables, column: str, t: float) -> Verdict:
-    df, why = _subnetwork_rows(tables, ["accuracy_subnetwork", "accuracy_random_same"],
-                               "no run with both the subnetwork and the same-density random mask scored")
+    """A run's subnetwork beats the same-density random mask when their difference is above t beyond the
+    noise; within it, the mask is not shown to matter."""
+    df, why = _accuracy_difference(tables, "accuracy_subnetwork", "accuracy_random_same", t,
+                                   "no run with both the subnetwork and the same-density random mask scored, "
+                                   "with their standard errors")
     if df is None:
         return NOT_MEASURED, why
-    ok = df["accuracy_subnetwork"] > df["accuracy_random_same"] + t
-    items = [f"{r.run} subnetwork {pct(r.accuracy_subnetwork)} {'>' if k else '<='} "
-             f"random {pct(r.accuracy_random_same)}" for r, k in zip(df.itertuples(index=False), ok)]
-    return every_one(ok, items, "runs beat random")
+    signs = {"above": ">", "below": "<=", "within noise": "~"}
+    items = [f"{r.run} subnetwork {pct(r.accuracy_subnetwork)} {signs[r.outcome]} random "
+             f"{pct(r.accuracy_random_same)} ({_versus(r.difference, r.noise, r.outcome)})"
+             for r in df.itertuples(index=False)]
+    return every_one(df["outcome"] == "above", items, "runs beat random beyond noise")
 
 
 def _equal_tolerances(columns: list[str]) -> dict[str, float]:
