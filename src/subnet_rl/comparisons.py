@@ -202,8 +202,10 @@ def algorithms_table(sparsity: pd.DataFrame, criterion: str) -> pd.DataFrame:
                         accuracy_start_se=("accuracy_before_se", "mean"),
                         accuracy_full_se=("accuracy_after_se", "mean"))
     table["seeds"] = grouped["seed"].nunique() if "seed" in runs else math.nan
-    table["gain_std"] = grouped.apply(lambda g: seed_spread(g["gain"], g), include_groups=False)
-    table["sparsity_std"] = grouped.apply(lambda g: seed_spread(g[column], g), include_groups=False)
+    # One value per group, by key: `groupby.apply` returns a frame instead of a series for some group shapes.
+    by_group = {key: group for key, group in grouped}
+    table["gain_std"] = [seed_spread(by_group[key]["gain"], by_group[key]) for key in table.index]
+    table["sparsity_std"] = [seed_spread(by_group[key][column], by_group[key]) for key in table.index]
     order = ["runs", "seeds", "steps", "accuracy_start", "accuracy_start_se", "accuracy_full", "accuracy_full_se",
              "gain", "gain_std", "gain_min", "sparsity", "sparsity_std"]
     return table[order].reset_index()
