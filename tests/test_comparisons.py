@@ -22,8 +22,8 @@ CRITERION = "tol=1e-05"
 
 
 def spec(name: str, algorithm: str = "grpo", lr: float = 1e-3, **kw) -> dict:
-    return RunSpec.from_dict(dict(name=name, algorithm=algorithm, lr=lr, steps=10, seed=1, dataset="addition",
-                                  **kw)).as_dict()
+    return RunSpec.from_dict({"name": name, "algorithm": algorithm, "lr": lr, "steps": 10, "seed": 1,
+                              "dataset": "addition", **kw}).as_dict()
 
 
 def specs_of(*runs: dict) -> dict[str, dict]:
@@ -330,3 +330,15 @@ def test_comparison_tables_carry_each_accuracys_standard_error():
         columns = list(table.columns)
         assert columns.index("accuracy_after_se") == columns.index("accuracy_after") + 1
     assert math.isnan(precision_table(specs, sparsity_table(rows), CRITERION)["accuracy_after_se"].iloc[0])
+
+
+def test_with_the_specs_seed_replicates_match_in_every_training_setting():
+    """grpo-a (seed 1) and grpo-kl (seed 2) share steps and precision, the sparsity table's columns, yet differ
+    in kl_beta: given the specs, they are no seed spread; grpo-a and grpo-b (seeds 1, 2) are."""
+    runs = sparsity_table([("grpo-a", "grpo", "learning", 1e-3, "fp32", 1, 0.3, 0.5, 70.0, 10.0, 65.0),
+                           ("grpo-kl", "grpo", "learning", 1e-3, "fp32", 2, 0.3, 0.6, 90.0, 30.0, 75.0)])
+    specs = specs_of(spec("grpo-a"), spec("grpo-kl", kl_beta=0.04, seed=2), spec("grpo-b", seed=2))
+    assert algorithms_table(runs, CRITERION)["sparsity_std"].iloc[0] == pytest.approx(20 / math.sqrt(2))
+    assert math.isnan(algorithms_table(runs, CRITERION, specs)["sparsity_std"].iloc[0])
+    replicates = runs.assign(run=["grpo-a", "grpo-b"])
+    assert algorithms_table(replicates, CRITERION, specs)["sparsity_std"].iloc[0] == pytest.approx(20 / math.sqrt(2))

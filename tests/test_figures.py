@@ -19,6 +19,7 @@ from subnet_rl.config import RunSpec
 from subnet_rl.diff import Criterion, default_criteria, diff_checkpoints
 from subnet_rl.dynamics import training_dynamics
 from subnet_rl.figures import FIGURES, draw
+from subnet_rl.frontier import frontier_table
 from subnet_rl.figures.algorithm_palette import algorithm_colours
 from subnet_rl.figures.canvas import placeholder_figure, save_figure
 from subnet_rl.figures.dynamics import dynamics_lines
@@ -116,6 +117,7 @@ def study(tmp_path_factory) -> dict[str, pd.DataFrame]:
                                              examples=examples),
               "overlap": overlap_table(pd.DataFrame(pairs)), "layers": layers_table(diffs, CRITERION),
               "rank": rank_table(ranks, specs), "precision": precision_table(specs, sparsity, CRITERION),
+              "frontier": frontier_table(specs, sparsity, CRITERION),
               **dynamics_tables([str(p) for p in steps], [str(p) for p in splits])}
     ulps = {run: pd.DataFrame(checkpoint_ulps(root / "start.safetensors", root / f"{run}.safetensors"))
             for run in RUNS if specs[run]["precision"] == "fp32"}

@@ -16,6 +16,7 @@ from subnet_rl import algorithms
 from subnet_rl.comparisons import controls_table, data_table, precision_table
 from subnet_rl.config import RunSpec, warmup_run
 from subnet_rl.diff import describe
+from subnet_rl.frontier import frontier_table
 from subnet_rl.findings import (CLAIMS, COLUMNS, FAILS, HOLDS, NOT_MEASURED, compute_findings, findings_markdown,
                                 load_tables, write_findings)
 from subnet_rl.findings.subnetwork_checks import RANK_EXCLUDED
@@ -109,7 +110,8 @@ def _tables(examples: int = EXAMPLES) -> dict[str, pd.DataFrame]:
     return {"sparsity": sparsity, "subnetwork": subnetwork, "overlap": overlap, "rank": rank, "layers": layers,
             "controls": controls_table(specs, sparsity, CRITERION),
             "data": data_table(specs, sparsity, CRITERION, likelihoods),
-            "precision": precision_table(specs, sparsity, CRITERION)}
+            "precision": precision_table(specs, sparsity, CRITERION),
+            "frontier": frontier_table(specs, sparsity, CRITERION)}
 
 
 def _verdicts(tables, **kwargs) -> dict[str, str]:
@@ -128,7 +130,7 @@ def _set(df: pd.DataFrame, key: str, value: str, column: str, new) -> None:
 def test_every_claim_holds_on_consistent_tables():
     df = compute_findings(_tables(), CRITERION)
     assert list(df.columns) == COLUMNS
-    assert list(df["claim"]) == list(CLAIMS) and len(CLAIMS) == 11
+    assert list(df["claim"]) == list(CLAIMS) and len(CLAIMS) == 12
     assert dict(zip(df["claim"], df["verdict"])) == dict.fromkeys(CLAIMS, HOLDS), df.to_string()
     assert list(df["threshold"]) == [claim.threshold_text(claim.threshold) for claim in CLAIMS.values()]
 
@@ -174,6 +176,7 @@ def test_headline_criterion_selects_the_column():
     ("rl-sparse", "sparsity", "algorithm", "grpo", HEAD, 20.0),
     ("sft-dense", "sparsity", "algorithm", "sft", HEAD, 60.0),
     ("matched-control", "controls", "run", "dpo-learn-s1", "sparsity", 9.0),
+    ("matched-gain", "frontier", "run", "grpo-learn-fp32", "sparsity", 4.0),  # under the fp32 SFT run's 5%
     ("subnetwork-recovers", "subnetwork", "run", "rloo-learn-s1", "accuracy_subnetwork", 45.0),
     ("mask-beats-random", "subnetwork", "run", "grpo-learn-s1", "accuracy_random_same", 49.0),
     ("subnetwork-same-weights", "subnetwork", "run", "grpo-learn-s1", "equal tol=0.0001 (%)", 50.0),

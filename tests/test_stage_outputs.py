@@ -349,7 +349,8 @@ def test_the_tables_rule_keeps_its_tables_when_a_diff_is_bad(tmp_path):
     for variant, name in (("base", "init"), ("base", "start"), ("full", "grpo-a")):
         evals = tmp_path / f"results/eval/addition/{variant}/{name}.parquet"
         evals.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"correct": [True, False], "clipped": [False, False]}).to_parquet(evals, index=False)
+        pd.DataFrame({"correct": [True, False], "clipped": [False, False],
+                      "correct_off_policy_form": [False, False]}).to_parquet(evals, index=False)
     overlap = tmp_path / "results/overlap/pairs.parquet"
     overlap.parent.mkdir(parents=True)
     pd.DataFrame(columns=["run_1", "run_2", "sparsity_1", "sparsity_2", "o1", "random_o1", "o2", "random_o2",

@@ -145,12 +145,13 @@ def test_each_accuracy_has_its_binomial_standard_error_beside_it():
     columns = list(table.columns)
     for label in ("before", "after"):
         assert columns.index(f"accuracy_{label}_se") == columns.index(f"accuracy_{label}") + 1
-    # Adding the errors changes no other number.
     plain = sparsity_table(RUNS, {"g": _diff(90, 80), "s": _diff(20, 10)}, ACC, {},
                            warmup=warmup_run({"dataset": "d", "lr": 1e-3, "steps": 5}).as_dict(),
                            warmup_diff=_diff(1, 0))
-    pd.testing.assert_frame_equal(table.drop(columns=["accuracy_before_se", "accuracy_after_se"]),
-                                  plain.drop(columns=["accuracy_before_se", "accuracy_after_se"]))
+    # Adding the errors changes no other number (the outcome is judged with them: without, "not measured").
+    assert set(plain["outcome"]) == {"not measured"}
+    pd.testing.assert_frame_equal(table.drop(columns=["accuracy_before_se", "accuracy_after_se", "outcome"]),
+                                  plain.drop(columns=["accuracy_before_se", "accuracy_after_se", "outcome"]))
     assert plain[["accuracy_before_se", "accuracy_after_se"]].isna().all().all()  # no counts: not measured
 
 
@@ -172,7 +173,7 @@ def test_study_tables_take_n_from_the_evaluation_parquets_rows(tmp_path):
                                    ("full", "g", [True, True, True, False])):
         path = tmp_path / "eval" / "d" / variant / f"{name}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"correct": correct, "clipped": [False] * 4}).to_parquet(path)
+        pd.DataFrame({"correct": correct, "clipped": [False] * 4, "correct_off_policy_form": [False] * 4}).to_parquet(path)
         evals.append(str(path))
     diff = tmp_path / "diff" / "g.parquet"
     diff.parent.mkdir()

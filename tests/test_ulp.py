@@ -147,7 +147,8 @@ def test_tables_histogram_effective_step_and_bf16_runs(tmp_path):
     assert summary.loc["sft-a", STEP] == pytest.approx(100.0, rel=1e-4)
     assert summary.loc["grpo-a", "below half-ulp (%)"] == 0.0 and summary.loc["grpo-a", "sparsity bf16_bitwise"] == 0.0
     bf16 = summary.loc["grpo-bf16"]
-    assert bf16["note"] == BF16_NOTE and math.isnan(bf16["below half-ulp (%)"]) and math.isnan(bf16["entries"])
+    assert bf16["note"] == BF16_NOTE and math.isnan(bf16["below half-ulp (%)"]) and pd.isna(bf16["entries"])
+    assert summary.loc["grpo-a", "entries"] == 32 and "32.00" not in summary.to_markdown(floatfmt=".2f")  # counts stay integers
     assert bf16["sparsity bf16_bitwise"] == 0.0  # measured, still shown beside the empty account
     with pytest.raises(ValueError, match="fp32 weights"):
         ulp_tables({k: v for k, v in ulps.items() if k != "sft-a"}, diffs, runs)

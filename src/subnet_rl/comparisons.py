@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from .algorithms import ALGORITHMS, get_algorithm
+from .outcomes import TARGET_COLUMNS
 
 #: run settings that label a run rather than change its training.
 NOT_TRAINING = frozenset({"name", "regime", "subnetwork", "save_every", "save_steps", "report_to",
@@ -108,7 +109,7 @@ def ablation_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: st
                             "value": spec[knob], "algorithm": spec["algorithm"], "lr": spec["lr"],
                             "steps": spec["steps"], "sparsity": row.get("sparsity"),
                             "sparsity exact": row.get("sparsity exact"),
-                            **_accuracies(row, "accuracy_before", "accuracy_after")})
+                            **_accuracies(row, "accuracy_before", "accuracy_after"), "outcome": row.get("outcome")})
     return pd.DataFrame(out)
 
 
@@ -123,7 +124,7 @@ def precision_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: s
                         "steps": spec["steps"], "sparsity": row.get("sparsity"),
                         "sparsity exact": row.get("sparsity exact"),
                         "sparsity bf16_bitwise": row.get("sparsity bf16_bitwise"),
-                        **_accuracies(row, "accuracy_after")})
+                        **_accuracies(row, "accuracy_before", "accuracy_after"), "outcome": row.get("outcome")})
     table = pd.DataFrame(out)
     return table.sort_values(["algorithm", "lr", "precision"], ignore_index=True) if not table.empty else table
 
@@ -131,7 +132,9 @@ def precision_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: s
 def data_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str,
                likelihoods: dict[str, tuple[float, float]]) -> pd.DataFrame:
     """Paper Table 5: the same offline algorithm on on- and off-policy pairs, with how likely each side of
-    the pairs is under the start model (mean per-token log-likelihood; `likelihoods` per run)."""
+    the pairs is under the start model (mean per-token log-likelihood; `likelihoods` per run), each arm's
+    accuracy and outcome, and an off-policy arm's accuracy on the answer form its pairs teach (`target_*`): an
+    arm at 0% on the task may have learned that form, not nothing."""
     rows = _run_rows(sparsity, criterion)
     out = []
     for group in matched_groups(specs, "pairs"):
@@ -140,40 +143,48 @@ def data_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str,
             chosen, rejected = likelihoods.get(run, (float("nan"), float("nan")))
             out.append({"run": run, "algorithm": spec["algorithm"], "pairs": spec["pairs"], "lr": spec["lr"],
                         "steps": spec["steps"], "chosen_logp": chosen, "rejected_logp": rejected,
-                        "sparsity": row.get("sparsity"), **_accuracies(row, "accuracy_before", "accuracy_after")})
+                        "sparsity": row.get("sparsity"), **_accuracies(row, "accuracy_before", "accuracy_after"),
+                        **{c: row.get(c, math.nan) for c in TARGET_COLUMNS}, "outcome": row.get("outcome")})
     return pd.DataFrame(out)
 
 
 CONTROL_COLUMNS = ["run", "control", "algorithm", "regime", "lr", "steps", "precision", "sparsity",
-                   "control_sparsity", "accuracy_after", "accuracy_after_se", "control_accuracy_after",
-                   "control_accuracy_after_se"]
+                   "control_sparsity", "accuracy_before", "accuracy_before_se", "accuracy_after",
+                   "accuracy_after_se", "outcome", "control_accuracy_after", "control_accuracy_after_se",
+                   "control_outcome"]
 
 
 def controls_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str) -> pd.DataFrame:
-    """One row per RL run and matched SFT control: both sparsities at `criterion` and both accuracies after
-    training (with their standard errors), the comparison behind "an RL run is sparser than its SFT control"."""
+    """One row per RL run and matched SFT control: both sparsities at `criterion`, the shared start's accuracy
+    and both accuracies after training (with their standard errors), and what each arm learned (`outcomes`):
+    the comparison behind "an RL run is sparser than its SFT control", which means little when an arm lost
+    accuracy."""
     rows = _run_rows(sparsity, criterion)
     out = []
     for run, control in matched_controls(specs):
         spec, row, control_row = specs[run], rows.get(run, {}), rows.get(control, {})
         out.append({"run": run, "control": control, **{c: spec.get(c) for c in CONTROL_COLUMNS[2:7]},
                     "sparsity": row.get("sparsity"), "control_sparsity": control_row.get("sparsity"),
-                    **_accuracies(row, "accuracy_after"),
-                    **_accuracies(control_row, "accuracy_after", prefix="control_")})
+                    **_accuracies(row, "accuracy_before", "accuracy_after"), "outcome": row.get("outcome"),
+                    **_accuracies(control_row, "accuracy_after", prefix="control_"),
+                    "control_outcome": control_row.get("outcome")})
     return pd.DataFrame(out, columns=CONTROL_COLUMNS)
 
 
 #: the sparsity table's run settings that may differ between the runs of one algorithms-table row besides
-#: their seed: runs differing in one of them are not replicates of one setting.
+#: their seed: runs differing in one of them are not replicates of one setting (without the runs' specs).
 SEED_MATCHED = ("steps", "precision")
+#: the column that, with the runs' specs, names each run's training settings but its seed.
+SETTING = "_setting"
 
 
 def seed_spread(values: pd.Series, runs: pd.DataFrame) -> float:
-    """The std (ddof 1) of `values` over seeds, pooled over the settings of `runs` (`SEED_MATCHED`): the
-    spread of replicates that differ in their seed alone, not the fp32-vs-bf16 or steps difference a row
-    may also mix. A setting whose runs repeat a seed differs in something else (a knob the sparsity table
-    does not show) and is left out. NaN without two seeds of one setting: one run measures no spread."""
-    keys = [runs[c].astype(str) for c in SEED_MATCHED if c in runs]
+    """The std (ddof 1) of `values` over seeds, pooled over the settings of `runs`: every training setting but
+    the seed where the runs' specs gave them (`SETTING`), else the sparsity table's `SEED_MATCHED` columns.
+    The spread of replicates that differ in their seed alone, not the fp32-vs-bf16, steps or KL difference a
+    row may also mix. A setting whose runs repeat a seed differs in something else and is left out. NaN
+    without two seeds of one setting: one run measures no spread."""
+    keys = [runs[c].astype(str) for c in ((SETTING,) if SETTING in runs else SEED_MATCHED) if c in runs]
     squares, dof = 0.0, 0
     for _, index in (values.groupby(keys).groups.items() if keys else [(None, values.index)]):
         setting, seeds = values.loc[index].dropna(), runs.loc[index, "seed"] if "seed" in runs else None
@@ -184,15 +195,19 @@ def seed_spread(values: pd.Series, runs: pd.DataFrame) -> float:
     return math.sqrt(squares / dof) if dof else math.nan
 
 
-def algorithms_table(sparsity: pd.DataFrame, criterion: str) -> pd.DataFrame:
+def algorithms_table(sparsity: pd.DataFrame, criterion: str, specs: dict[str, dict] | None = None) -> pd.DataFrame:
     """The gain and sparsity of each algorithm per regime and learning rate: mean over its runs (seeds,
     precisions); a regime that sweeps the lr gets a row per lr. Beside each mean: for an accuracy, the
     binomial standard error of one run's evaluation (mean over the runs; points), for gain and sparsity
-    their spread over seeds (`seed_spread`, NaN with one seed), and `seeds` counts the seeds the row holds."""
+    their spread over seeds (`seed_spread`, NaN with one seed; with the runs' `specs`, replicates match in
+    every training setting but the seed), and `seeds` counts the seeds the row holds."""
     column = f"sparsity {criterion}"
     runs = sparsity[sparsity["regime"] != "warmup"] if not sparsity.empty else sparsity
     if runs.empty or column not in runs:
         return pd.DataFrame()
+    if specs is not None:
+        runs = runs.assign(**{SETTING: [repr(sorted(training_settings(specs[r], frozenset({"seed"})).items()))
+                                        if r in specs else r for r in runs["run"]]})
     runs = runs.assign(gain=runs["accuracy_after"] - runs["accuracy_before"],
                        **{c: runs.get(c, math.nan) for c in ("accuracy_before_se", "accuracy_after_se")})
     grouped = runs.groupby(["regime", "algorithm", "lr"], sort=True)

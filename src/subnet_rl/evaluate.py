@@ -88,13 +88,17 @@ def generate_completions(model, tokenizer, prompts: list, max_new_tokens: int, b
 
 def score(task: Task, reward: str, completions: list[Completion], answers: list[str]) -> pd.DataFrame:
     """Per completion: whether it was clipped, the gold and scored final answers (None for one clipped
-    inside its answer), correctness and reward, as the task defines."""
+    inside its answer), correctness and reward, as the task defines; and `correct_off_policy_form`, whether it
+    is the answer in the form off-policy preference pairs teach (`Task.off_policy_answer`), so a run trained on
+    them shows whether it learned that form instead of the task's (`outcomes`)."""
     return pd.DataFrame({
         "clipped": [c.clipped for c in completions],
         "gold": [task.gold(a) for a in answers],
         "extracted": [task.answer(c.text, c.clipped) for c in completions],
         "correct": [task.is_correct(c.text, a, c.clipped) for c, a in zip(completions, answers, strict=True)],
         "reward": [task.reward(c.text, a, reward, c.clipped) for c, a in zip(completions, answers, strict=True)],
+        "correct_off_policy_form": [task.is_correct(c.text, task.off_policy_answer(a), c.clipped)
+                                    for c, a in zip(completions, answers, strict=True)],
     })
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from .atomic import write_text
 from .diff import sparsity
 from .learning_signal import learning_signal, warning
+from .outcomes import TARGET_COLUMNS, outcome
 from .stage_outputs import read_diff, read_json, read_parquet
 from .uncertainty import binomial_standard_error
 
@@ -57,12 +58,18 @@ def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], ac
                    records: dict[str, dict], warmup: dict | None = None,
                    warmup_diff: pd.DataFrame | None = None, clipped: dict[AccuracyKey, float] | None = None,
                    max_clipped_share: float | None = None,
-                   examples: dict[AccuracyKey, int] | None = None) -> pd.DataFrame:
+                   examples: dict[AccuracyKey, int] | None = None,
+                   target: dict[AccuracyKey, float] | None = None) -> pd.DataFrame:
     """One row per run (and SFT-from-init): accuracy before/after, each with its binomial standard error in
     points (`accuracy_*_se`, from the examples scored, `examples`; NaN without), the % of completions clipped
     at max_new_tokens in each evaluation (`clipped`, keyed as `accuracy`), the learning signal of its trainer
     log, whether it was deterministic, and sparsity (%) at each criterion; `warning` says when the sparsity
-    means nothing was learned, or when a clipped share passes `max_clipped_share`."""
+    means nothing was learned, or when a clipped share passes `max_clipped_share`.
+
+    A run trained on off-policy pairs also gets its accuracy on the answer form those pairs teach
+    (`target_accuracy_*`, from `target`: each evaluation's share of completions right in that form; NaN for
+    other runs), and every run its `outcome` (`outcomes.outcome`: learned, learned another target, lost
+    accuracy, or no change beyond noise), which the comparisons quote for each arm."""
     rows = []
     if warmup is not None and warmup_diff is not None:
         ds = warmup["dataset"]
@@ -74,16 +81,37 @@ def sparsity_table(runs: dict[str, dict], run_diffs: dict[str, pd.DataFrame], ac
     for name in sorted(runs, key=lambda r: (runs[r]["regime"], runs[r]["algorithm"], r)):
         spec = runs[name]
         ds = spec["eval_dataset"]
+        before, after = (ds, "base", spec["model"]), (ds, "full", name)
         rows.append({"run": name, **{c: spec[c] for c in RUN_COLUMNS},
-                     **_before_after(accuracy, clipped, (ds, "base", spec["model"]), (ds, "full", name), examples),
+                     **_before_after(accuracy, clipped, before, after, examples),
+                     **_target_form(spec, target, examples, before, after),
                      **_recorded(records.get(name, {})),
                      **{f"sparsity {k}": _pct(v) for k, v in sparsity(run_diffs[name]).items()}})
     table = pd.DataFrame(rows)
     if not table.empty:
+        outcomes = [_outcome(r) for r in table.to_dict("records")]
+        table.insert(table.columns.get_loc(TARGET_COLUMNS[-1]) + 1 if TARGET_COLUMNS[-1] in table else
+                     table.columns.get_loc("clipped_after") + 1, "outcome", outcomes)
         table["warning"] = [warning(row, _untouched(row) / 100.0,
                                     {"before": row["clipped_before"] / 100.0, "after": row["clipped_after"] / 100.0},
                                     max_clipped_share) for row in table.to_dict("records")]
     return table
+
+
+def _target_form(spec: dict, target: dict[AccuracyKey, float] | None, examples: dict[AccuracyKey, int] | None,
+                 before: AccuracyKey, after: AccuracyKey) -> dict[str, float]:
+    """A run trained on off-policy pairs: its accuracy (and standard error) on their answer form, before and
+    after; NaN for any other run, and without the evaluations' counts."""
+    if spec.get("pairs") != "off_policy" or target is None:
+        return dict.fromkeys(TARGET_COLUMNS, math.nan)
+    scored = {**_scored(target, examples, "before", before), **_scored(target, examples, "after", after)}
+    return {f"target_{k}": v for k, v in scored.items()}
+
+
+def _outcome(row: dict) -> str:
+    """The run's outcome from the row's accuracies (`outcomes.outcome`)."""
+    return outcome(row["accuracy_before"], row["accuracy_before_se"], row["accuracy_after"],
+                   row["accuracy_after_se"], *(row.get(c, math.nan) for c in TARGET_COLUMNS))
 
 
 def _untouched(row: dict) -> float:
@@ -151,8 +179,10 @@ def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], r
     clipped completions and the number of examples scored (a Parquet's rows: its accuracy's n) are keyed the
     same way.
     """
-    scored = {(*Path(p).parts[-3:-1], _stem(p)): read_parquet(p, ["correct", "clipped"]) for p in evals}
+    scored = {(*Path(p).parts[-3:-1], _stem(p)): read_parquet(p, ["correct", "clipped", "correct_off_policy_form"])
+              for p in evals}
     accuracy = {key: df["correct"].mean() for key, df in scored.items()}
+    target = {key: df["correct_off_policy_form"].mean() for key, df in scored.items()}
     clipped = {key: df["clipped"].mean() for key, df in scored.items()}
     examples = {key: len(df) for key, df in scored.items()}
     records = {Path(c).name: training_record(c) for c in run_checkpoints}
@@ -163,7 +193,7 @@ def study_tables(runs: dict[str, dict], warmup: dict | None, evals: list[str], r
     trainable = {Path(c).name: trainable_fraction(c) for c in subnet_checkpoints}
     return {
         "sparsity": sparsity_table(runs, full, accuracy, records, warmup, warmup_table, clipped, max_clipped_share,
-                                   examples),
+                                   examples, target),
         "subnetwork": subnetwork_table(runs, accuracy, subnet, trainable, random_controls, clipped, examples),
         "overlap": overlap_table(read_parquet(overlap, ["run_1", "run_2"])),
     }
@@ -221,13 +251,15 @@ TITLES = {"sparsity": "Update sparsity (% of entries unchanged)", "subnetwork": 
           "ablations": "Ablations: KL penalty, gradient clipping and the optimizer (runs matched in every other setting)",
           "precision": "Sparsity with fp32 vs bf16 weights (runs matched in every other setting)",
           "controls": "RL runs and their matched SFT controls (same start and every shared training setting)",
+          "frontier": "Sparsity against accuracy gain: each RL run beside the SFT runs interpolated at its gain",
           "data": "On- vs off-policy preference data (same algorithm and prompts; log-likelihood under the start model)",
           "dynamics": "Training dynamics: sparsity against step, and % changed since the previous snapshot",
           "dynamics_split": "Entries never updated, updated then back to their start value, and in the final subnetwork (%)",
           "ulp": "Total update of each entry in half bf16 ulps of its start value (runs with fp32 weights; % of entries per bin)",
           "ulp_summary": "Entries below half a bf16 ulp beside the measured bf16 sparsity, and the mean step per entry relative to lr"}
 
-COMPARISON_TABLES = ("algorithms", "controls", "ablations", "precision", "data", "dynamics", "dynamics_split")
+COMPARISON_TABLES = ("algorithms", "controls", "frontier", "ablations", "precision", "data", "dynamics",
+                     "dynamics_split")
 
 
 def write_table(df: pd.DataFrame, md_path: str | os.PathLike, csv_path: str | os.PathLike, title: str,

@@ -63,4 +63,7 @@ def ulp_tables(ulps: dict[str, pd.DataFrame], diffs: dict[str, pd.DataFrame],
                         if entries and scale else math.nan,
                         "zero or subnormal start (%)": _pct(totals["zero_or_subnormal_start"], entries),
                         "non-finite": int(totals["non_finite"]), "note": ""})
-    return {"ulp": pd.DataFrame(bins), "ulp_summary": pd.DataFrame(summary)}
+    table = pd.DataFrame(summary)
+    if not table.empty:  # counts stay integers beside a bf16 run's empty cells (not "1234.00")
+        table[["entries", "non-finite"]] = table[["entries", "non-finite"]].astype("Int64")
+    return {"ulp": pd.DataFrame(bins), "ulp_summary": table}

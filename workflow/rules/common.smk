@@ -242,6 +242,7 @@ CATEGORY = {
     "sparsity": "2. Sparsity",
     "algorithms": "2. Sparsity",
     "controls": "2. Sparsity",
+    "frontier": "2. Sparsity",
     "sparsity_vs_tolerance": "2. Sparsity",
     "subnetwork": "3. Subnetwork",
     "accuracy": "3. Subnetwork",

@@ -36,6 +36,11 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           "At the same learning rate, steps and precision, an RL run is sparser than its SFT control.",
           # margin (points) by which RL must exceed its SFT control
           0.0, lambda t: f"RL > SFT + {t:g} points, every pair", sparsity.matched_control),
+    Claim("matched-gain",
+          "At the same accuracy gain, an RL run is sparser than SFT (its runs across learning rates, interpolated).",
+          # margin (points) by which RL must exceed the SFT curve at its gain, beyond the gain's noise
+          0.0, lambda t: f"RL > SFT at the same gain + {t:g} points, every RL run that learned, beyond the gain's "
+                         f"noise ({NOISE_Z:g} SE)", sparsity.matched_gain),
     Claim("subnetwork-recovers", "Retraining only the RL subnetwork recovers the test accuracy of full finetuning.",
           # accuracy points the subnetwork may fall short of full finetuning
           2.0, lambda t: f"within {t:.1f} points (or above), every run, beyond noise (subnetwork - full > -{t:.1f} "

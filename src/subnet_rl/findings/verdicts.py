@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..algorithms import get_algorithm
+from ..outcomes import DOUBTFUL, described
 
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
 
@@ -81,3 +82,28 @@ def is_rl(df: pd.DataFrame) -> pd.Series:
     """Rows of RL (and preference) runs, as the algorithm registry counts them; SFT, the control and the
     warmup from random init alike, is not."""
     return df["algorithm"].map(lambda name: get_algorithm(str(name)).is_rl).astype(bool)
+
+
+def weak_arms(df: pd.DataFrame, run: str = "run", prefix: str = "") -> list[str]:
+    """Per row of a comparison table, the arm it holds if that arm lost accuracy or learned another target
+    (`outcomes.DOUBTFUL`), described with its accuracies; "" for an arm that learned, changed nothing beyond
+    the noise, or has no `outcome` column (an older table: nothing is claimed about it)."""
+    column = f"{prefix}outcome"
+    if column not in df:
+        return [""] * len(df)
+    before = df["accuracy_before"] if "accuracy_before" in df else pd.Series(np.nan, index=df.index)
+    return [described(str(r), str(o), float(b), float(a)) if o in DOUBTFUL else ""
+            for r, o, b, a in zip(df[run], df[column], before, df[f"{prefix}accuracy_after"])]
+
+
+def with_caveat(verdict: Verdict, weak: Sequence[Iterable[str]]) -> Verdict:
+    """A verdict whose comparisons rest partly on arms that did not learn the task says so first: how many of
+    the comparisons (`weak`: per comparison, the descriptions of its weak arms; "" entries are none), and
+    which arms."""
+    per_comparison = [{w for w in arms if w} for arms in weak]
+    named = sorted(set().union(*per_comparison)) if per_comparison else []
+    if not named:
+        return verdict
+    flagged = sum(1 for arms in per_comparison if arms)
+    return verdict[0], (f"caution: {flagged}/{len(per_comparison)} comparisons rest on an arm that did not learn "
+                        f"the task ({listing(named, 4)}); " + verdict[1])
