@@ -1,7 +1,10 @@
 import os
+from pathlib import Path
 
 import pytest
 import yaml
+
+SCHEMA_FILE = str(Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml")
 
 from subnet_rl.config import RunSpec, check_references, coerce_scientific_notation, sort_keys_in_place, warmup_run
 
@@ -200,3 +203,23 @@ def test_the_config_schema_offers_exactly_the_registered_algorithms():
     run = schema["properties"]["runs"]["additionalProperties"]["properties"]
     assert sorted(run["algorithm"]["enum"]) == sorted(ALGORITHMS)
     assert set(ALGORITHMS) <= set(schema["properties"])
+
+
+def test_arithmetic_keys_belong_to_the_gsm8k_generator():
+    """operations / second_digits / prompt_format shape the gsm8k generator's problems; reversed-digit addition
+    has none of them, so the schema refuses them there."""
+    from snakemake.utils import validate
+
+    base = {"source": "synthetic", "digits": 2, "n_train": 8, "n_test": 4}
+    for extra in ({"operations": ["+"]}, {"second_digits": 1}, {"prompt_format": "chat"}):
+        with pytest.raises(Exception, match="second_digits|operations|prompt_format"):
+            validate(_scoring({**base, **extra}), SCHEMA_FILE)
+    validate(_scoring({**base, "task": "gsm8k", "operations": ["+"], "second_digits": 1, "prompt_format": "chat"}),
+             SCHEMA_FILE)
+    with pytest.raises(Exception, match="'\\*'"):
+        validate(_scoring({**base, "task": "gsm8k", "operations": ["*"]}), SCHEMA_FILE)
+
+
+def _scoring(dataset: dict) -> dict:
+    """A config that scores the start model on one dataset (the smallest the schema accepts)."""
+    return {"datasets": {"d": dataset}, "model": {"source": "local", "name": "some/folder"}}

@@ -133,3 +133,35 @@ def test_gsm8k_answer_without_a_number_names_the_row(tmp_path):
     files = _parquet_files(tmp_path, train, train)
     with pytest.raises(ValueError, match=r"tr\.parquet: row 2: gsm8k answer 'I am not sure'"):
         build_dataset({"source": "parquet", "files": files, "task": "gsm8k"})
+
+
+def test_synthetic_arithmetic_in_gsm8k_format_scores_its_own_answers():
+    """task: gsm8k makes one-step arithmetic: disjoint splits, the instruction in the question, a worked answer
+    the gsm8k task reads back as the right number, chat prompts when asked."""
+    from subnet_rl.tasks import get_task
+
+    spec = {"source": "synthetic", "task": "gsm8k", "digits": 2, "second_digits": 1, "operations": ["+", "-"],
+            "n_train": 300, "n_test": 50, "seed": 3, "prompt_format": "chat"}
+    splits = build_dataset(spec, "arithmetic")
+    train, test = splits["train"], splits["test"]
+    assert (len(train), len(test)) == (300, 50)
+    question = lambda p: p[0]["content"]  # noqa: E731
+    assert not {question(p) for p in train["prompt"]} & {question(p) for p in test["prompt"]}
+    task = get_task("gsm8k")
+    for row in test.to_dict("records"):
+        assert row["prompt"][0]["role"] == "user" and "'#### '" in question(row["prompt"])
+        a, op, b = question(row["prompt"]).removeprefix("What is ").split("?")[0].split()
+        value = int(a) + int(b) if op == "+" else int(a) - int(b)
+        assert value >= 0 and int(a) < 100 and int(b) < 10
+        assert task.gold(row["answer"]) == str(value) and task.is_correct(row["answer"], row["answer"])
+        assert not task.is_correct(f"#### {value + 1}", row["answer"])
+    assert build_dataset(spec, "arithmetic")["test"].equals(test)  # the seed decides
+    plain = build_dataset({**spec, "prompt_format": "plain", "operations": ["+"]}, "arithmetic")["train"]
+    assert all(isinstance(p, str) and " + " in p for p in plain["prompt"])
+
+
+def test_synthetic_arithmetic_refuses_more_problems_than_exist():
+    # 1-digit a + b: 100 problems
+    with pytest.raises(ValueError, match="number only 100; n_train \\+ n_test = 101"):
+        build_dataset({"source": "synthetic", "task": "gsm8k", "digits": 1, "operations": ["+"], "n_train": 100,
+                       "n_test": 1}, "small")

@@ -1,6 +1,6 @@
 """Datasets as Parquet splits with explicit columns: prompt, answer, chosen, rejected (those a task uses).
 
-Sources: the offline synthetic task (default), a hub dataset or local dataset folder through
+Sources: the offline synthetic tasks (reversed-digit addition, the default; arithmetic in GSM8K's format), a hub dataset or local dataset folder through
 `datasets.load_dataset`, or local Parquet files. All end in the same two files, so later stages never
 care where the data came from. Prompts are plain strings or, with `prompt_format: chat`, conversations
 (lists of {role, content}) that stay structured all the way to TRL.
@@ -20,10 +20,10 @@ import pandas as pd
 
 from .atomic import write_parquet
 from .dataset_rows import COLUMNS, INVALID_ROWS, prepare_splits, split_shared_prompt, summarize_counts
-from .tasks import addition, get_task
+from .tasks import addition, arithmetic, get_task
 
 __all__ = ["COLUMNS", "INVALID_ROWS", "SPLITS", "build_dataset", "check_parquet_rows", "load_hub", "load_parquet",
-           "split_shared_prompt", "synthetic_addition", "write_dataset"]
+           "split_shared_prompt", "synthetic_addition", "synthetic_arithmetic", "write_dataset"]
 
 SPLITS = ("train", "test")
 
@@ -38,6 +38,20 @@ def synthetic_addition(digits: int, n_train: int, n_test: int, seed: int) -> dic
         )
         for name, problems in zip(SPLITS, splits)
     }
+
+
+def synthetic_arithmetic(spec: dict[str, Any], name: str | None = None) -> dict[str, pd.DataFrame]:
+    """Offline arithmetic in GSM8K's format (`tasks.arithmetic`): a `digits`-digit and a `second_digits`-digit
+    number under `operations`, checked and formatted as any dataset is (`prompt_format: chat` makes each
+    question a user message)."""
+    digits = spec["digits"]
+    train, test = arithmetic.arithmetic_splits(digits, spec.get("second_digits", digits),
+                                               tuple(spec.get("operations", arithmetic.OPERATIONS)),
+                                               spec["n_train"], spec["n_test"], spec.get("seed", 0))
+    frames = {"train": pd.DataFrame(train), "test": pd.DataFrame(test)}
+    where = {split: f"datasets.{name}" if name else "synthetic arithmetic" for split in SPLITS}
+    out, _, _ = prepare_splits(frames, where=where, **_settings({**spec, "task": "gsm8k"}, name, "generator settings"))
+    return out
 
 
 def _select(df: pd.DataFrame, columns: dict[str, str], origin: str, task: str) -> pd.DataFrame:
@@ -144,8 +158,10 @@ def check_parquet_rows(name: str, spec: dict[str, Any]) -> None:
 def build_dataset(spec: dict[str, Any], name: str | None = None) -> dict[str, pd.DataFrame]:
     """Dispatch on `spec['source']` (a validated `datasets.<name>` config entry; `name` for messages)."""
     source = spec["source"]
+    if source == "synthetic" and spec.get("task", "addition") == "gsm8k":
+        return synthetic_arithmetic(spec, name)
     if source == "synthetic":
-        return synthetic_addition(spec["digits"], spec["n_train"], spec["n_test"], spec["seed"])
+        return synthetic_addition(spec["digits"], spec["n_train"], spec["n_test"], spec.get("seed", 0))
     if source == "hub":
         return load_hub(spec, name)
     if source == "parquet":
