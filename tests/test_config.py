@@ -223,3 +223,33 @@ def test_arithmetic_keys_belong_to_the_gsm8k_generator():
 def _scoring(dataset: dict) -> dict:
     """A config that scores the start model on one dataset (the smallest the schema accepts)."""
     return {"datasets": {"d": dataset}, "model": {"source": "local", "name": "some/folder"}}
+
+
+@pytest.mark.parametrize("key, bad", [("max_length", "autoo"), ("max_length", 0), ("max_length", 1),
+                                      ("max_prompt_length", 0), ("max_prompt_length", "Auto"),
+                                      ("max_length", True)])
+def test_a_length_that_is_neither_tokens_nor_auto_is_refused_naming_the_key(key, bad):
+    """At config validation (the workflow's schema, before any job) and wherever a spec is built in code."""
+    from pathlib import Path
+
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    schema = str(Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml")
+    for where, config in (("training", _study()), ("runs']['sft-a", _study())):
+        section = config["training"] if where == "training" else config["runs"]["sft-a"]
+        section[key] = bad
+        with pytest.raises(WorkflowError) as err:
+            validate(config, schema=schema)
+        assert f"On instance['{where}']['{key}']:" in str(err.value)
+        with pytest.raises(ValueError, match=rf"^{key} {bad!r}: a whole number of tokens >= \d, or 'auto'"):
+            RunSpec.from_config(config, "sft-a")
+    whole_float = _study()
+    whole_float["training"]["max_length"] = 16.0  # the schema's integer allows it; the spec does not
+    with pytest.raises(ValueError, match=r"^max_length 16\.0: a whole number"):
+        RunSpec.from_config(whole_float, "sft-a")
+    fine = _study()
+    fine["training"].update(max_prompt_length="auto", max_length=2)
+    validate(fine, schema=schema)
+    assert (RunSpec.from_config(fine, "sft-a").max_prompt_length, RunSpec.from_config(fine, "sft-a").max_length) == (
+        "auto", 2)

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from subnet_rl.lengths import enforce_lengths, find_overlong
+from subnet_rl.lengths import enforce_lengths, find_overlong, fit_lengths
 from subnet_rl.models import build_char_tokenizer
 from subnet_rl.tasks.addition import ALPHABET
 
@@ -94,3 +94,68 @@ def test_conversational_prompt_without_chat_template_is_refused(tokenizer):
     df = pd.DataFrame({"prompt": [[{"role": "user", "content": "1+2"}]], "answer": ["3"]})
     with pytest.raises(ValueError, match="no chat template"):
         find_overlong(df, tokenizer, "answers", max_prompt_length=32, max_length=64)
+
+
+# -- `auto`: the longest of the data, counted as the trainer builds it -----------------------------------------
+def _fit(df, tok, data="answers", max_prompt_length="auto", max_length="auto", drop=False, new_tokens=0):
+    return fit_lengths(df, tok, data, max_prompt_length, max_length, drop, dataset="sums", run="sft-a",
+                       new_tokens=new_tokens)
+
+
+def test_auto_is_the_longest_prompt_and_the_longest_prompt_plus_answer(tokenizer):
+    # prompts of 4, 8 and 6 tokens; prompt + answer + EOS of 4+1+1, 8+3+1 and 6+4+1 tokens
+    df = pd.DataFrame({"prompt": ["1+2=", "123+456=", "12+34="], "answer": ["3", "975", "9999"]})
+    out, dropped, lengths = _fit(df, tokenizer)
+    assert out is df and dropped == 0
+    assert lengths.values == {"max_prompt_length": 8, "max_length": 12}
+    assert lengths.record() == {"max_prompt_length": {"setting": "auto", "value": 8, "longest": 8},
+                                "max_length": {"setting": "auto", "value": 12, "longest": 12}}
+    # a row of the shorter prompt with a longer answer (6+7+1 tokens) sets max_length; the prompt stays
+    longer = df.assign(answer=["3", "975", "9999999"])
+    assert _fit(longer, tokenizer)[2].values == {"max_prompt_length": 8, "max_length": 14}
+    # auto leaves nothing over it: the same data with the measured values set explicitly passes, one less fails
+    assert find_overlong(df, tokenizer, "answers", 8, 12) == []
+    assert [o.key for o in find_overlong(df, tokenizer, "answers", 7, 12)] == ["max_prompt_length"]
+    assert [o.key for o in find_overlong(df, tokenizer, "answers", 8, 11)] == ["max_length"]
+
+
+def test_auto_through_the_chat_template(chat_tokenizer):
+    short, long = [{"role": "user", "content": "1+2"}], [{"role": "user", "content": "12+34"}]
+    # rendered prompts: "user:1+2assistant:" = 18 tokens, "user:12+34assistant:" = 20 (content alone: 3 and 5)
+    df = pd.DataFrame({"prompt": [long, short], "answer": ["64", "3333333"]})
+    _, _, lengths = _fit(df, chat_tokenizer)
+    # sequences: "user:12+34assistant:64" = 22, "user:1+2assistant:3333333" = 25 (the short prompt's)
+    assert lengths.values == {"max_prompt_length": 20, "max_length": 25}
+    _, _, prompts_only = _fit(df, chat_tokenizer, data="prompts", new_tokens=5)
+    assert prompts_only.values == {"max_prompt_length": 20, "max_length": 20 + 5}  # prompt + max_new_tokens
+    assert prompts_only.longest["max_length"] == 25
+
+
+def test_auto_max_length_of_pairs_is_the_longer_of_chosen_and_rejected(tokenizer):
+    df = pd.DataFrame({"prompt": ["1+2=", "12+34="], "chosen": ["3", "46"], "rejected": ["44444", "4"]})
+    # "1+2=" + "44444" + EOS = 10 tokens: a rejected answer sets it
+    assert _fit(df, tokenizer, data="pairs")[2].values == {"max_prompt_length": 6, "max_length": 10}
+
+
+def test_an_explicit_limit_is_applied_first_and_auto_measures_the_rows_kept(tokenizer):
+    df = pd.DataFrame({"prompt": ["1+2=", "123+456=", "12+34="], "answer": ["3", "975", "64"]})
+    out, dropped, lengths = _fit(df, tokenizer, max_length=9, drop=True)
+    assert dropped == 1 and list(out["prompt"]) == ["1+2=", "12+34="]
+    assert lengths.values == {"max_prompt_length": 6, "max_length": 9}  # the 8-token prompt was dropped
+    assert lengths.record()["max_length"] == {"setting": 9, "value": 9, "longest": 9}
+    with pytest.raises(ValueError, match=r"row 1: prompt \+ answer is 12 tokens, over max_length=9.*runs\.sft-a"
+                                         r"\.max_length.*'auto'"):
+        _fit(df, tokenizer, max_length=9)
+
+
+def test_plain_text_is_counted_with_the_tokenizers_special_tokens_as_trl_does(tokenizer):
+    """TRL tokenizes plain text with the tokenizer's own call: a tokenizer that adds a BOS makes every
+    prompt and sequence a token longer, and `auto` must count it or TRL would cut the EOS."""
+    from tokenizers.processors import TemplateProcessing
+
+    with_bos = build_char_tokenizer(ALPHABET)
+    with_bos.backend_tokenizer.post_processor = TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", with_bos.bos_token_id)])
+    df = pd.DataFrame({"prompt": ["12+34="], "answer": ["64"]})
+    assert _fit(df, tokenizer)[2].values == {"max_prompt_length": 6, "max_length": 9}
+    assert _fit(df, with_bos)[2].values == {"max_prompt_length": 7, "max_length": 10}

@@ -379,3 +379,51 @@ def test_plan_module_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False", "subnet_rl.plan imported torch"
+
+
+# -- `auto` lengths: assumed when the workflow starts, measured when the job starts ---------------------------
+def test_an_auto_length_is_planned_at_the_assumed_length_and_says_so(llama):
+    auto, explicit = spec(max_length="auto"), spec(max_length=memory.ASSUMED_LENGTHS["max_length"])
+    assert plan_terms(auto, llama) == plan_terms(explicit, llama)
+    line = memory.plan_line(plan_run(auto, llama, gpus=8, gpu_mem_gb=80))
+    assert line.endswith("; max_length `auto`: assumed 64 tokens until the job measures its data")
+    assert "assumed" not in memory.plan_line(plan_run(explicit, llama, gpus=8, gpu_mem_gb=80))
+    # GRPO's plan reads the prompts' length (its completions are max_new_tokens long), never max_length
+    grpo = plan_run(spec("grpo", max_length=9, max_prompt_length="auto"), llama)
+    assert grpo.assumed == {"max_prompt_length": 32}
+    assert plan_run(spec("grpo", max_length="auto", max_prompt_length=32), llama).assumed == {}
+    assert "* r (full); max_prompt_length `auto`: assumed 32 tokens" in memory.format_table([grpo])
+
+
+def test_a_refusal_at_an_assumed_length_names_the_assumption_and_the_key(llama):
+    with pytest.raises(PlanError) as err:
+        memory.check_plans([plan_run(spec(max_length="auto", sharding="ddp"), llama, gpus=8, gpu_mem_gb=80)])
+    assert "Planned at an assumed max_length 64 tokens: `runs.r.max_length` is `auto`" in str(err.value)
+
+
+def test_the_launcher_plans_an_auto_job_again_with_the_lengths_of_its_data(tmp_path):
+    """A job that fits at the assumed length and not at its data's is refused when it starts, before any
+    training process, naming the run and the lengths measured."""
+    import pandas as pd
+
+    from subnet_rl.launch import launch_of
+    from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model, save_checkpoint
+    from subnet_rl.tasks.addition import ALPHABET
+
+    tokenizer = build_char_tokenizer(ALPHABET)
+    save_checkpoint(build_tiny_model(TinyModelSpec(), tokenizer, seed=0), tokenizer, tmp_path / "start")
+    data = tmp_path / "train.parquet"
+    pd.DataFrame({"prompt": ["12+34=", "1+2="], "answer": ["9" * 293, "3"]}).to_parquet(data)  # 6 + 293 + EOS
+    run = spec(max_length="auto", max_prompt_length="auto", batch_size=4)
+    settings = {"gpus": 1, "nodes": 1, "cpu_processes": False}
+    assumed = plan_job(run, tmp_path / "start", settings).total
+    measured = plan_job(run.replaced(max_length=300, max_prompt_length=6), tmp_path / "start", settings).total
+    assert assumed < measured
+    between = {**settings, "gpu_mem_gb": (assumed + measured) / 2 / GiB}
+    assert launch_of(run, tmp_path / "start", between).sharding == "ddp"  # no data: the assumed length fits
+    with pytest.raises(PlanError) as err:
+        launch_of(run, tmp_path / "start", between, data=data)
+    message = str(err.value)
+    assert "runs.r (full training): memory plan" in message
+    assert f"measured from {data}: max_prompt_length 6, max_length 300 tokens" in message
+    assert launch_of(run, tmp_path / "start", {**settings, "gpu_mem_gb": measured / GiB * 1.01}, data=data)

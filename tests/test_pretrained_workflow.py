@@ -72,8 +72,8 @@ def pretrained_run(smollm2, tmp_path_factory):
     config = {
         "datasets": _write_data(root),
         "model": {"source": "local", "name": str(smollm2)},
-        "training": {"precision": "fp32", "batch_size": 2, "max_new_tokens": 24, "max_prompt_length": 96,
-                     "max_length": 128},
+        # max_prompt_length and max_length are `auto`: measured from each run's data through the chat template
+        "training": {"precision": "fp32", "batch_size": 2, "max_new_tokens": 24},
         "grpo": {"num_generations": 2, "temperature": 1.0},
         "dpo": {"sft_weight": 0.0},
         "runs": {
@@ -127,6 +127,31 @@ def test_evaluation_holds_extracted_answers(pretrained_run):
         assert row.correct == (row.extracted is not None and float(row.extracted) == float(row.gold))
     record = json.loads((pretrained_run / "results" / "checkpoints" / "full" / "grpo-a" / "training.json").read_text())
     assert record["run"]["task"] == "gsm8k" and record["run"]["reward"] == "binary"
+
+
+def test_auto_lengths_are_measured_through_the_chat_template(smollm2, pretrained_run):
+    """Each run's `auto` lengths are its data's longest as SmolLM2's tokenizer and chat template count them,
+    recorded in training.json and given to TRL."""
+    from subnet_rl.models import load_tokenizer
+
+    tokenizer = load_tokenizer(smollm2)
+    system = [{"role": "system", "content": "Solve the problem. End with '#### <number>'."}]
+
+    def tokens(messages, prompt=False):
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=prompt, tokenize=True)
+        return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+    user = lambda q: [*system, {"role": "user", "content": q}]  # noqa: E731
+    prompt = max(tokens(user(q), prompt=True) for q, _ in PROBLEMS[:4])
+    checkpoints = pretrained_run / "results" / "checkpoints" / "full"
+    for run, expected in [("grpo-a", prompt + 24),
+                          ("sft-a", max(tokens(user(q) + [{"role": "assistant", "content": a}]) for q, a in PROBLEMS[:4]))]:
+        record = json.loads((checkpoints / run / "training.json").read_text())
+        assert record["lengths"]["max_prompt_length"] == {"setting": "auto", "value": prompt, "longest": prompt}
+        assert record["lengths"]["max_length"]["value"] == expected, run
+    sft = json.loads((checkpoints / "sft-a" / "training.json").read_text())
+    assert sft["environment"]["training_arguments"]["max_length"] == sft["lengths"]["max_length"]["value"]
+    assert 32 < prompt  # the old default would have stopped these chat prompts
 
 
 def test_the_reward_trl_calls_scores_hand_made_completions(smollm2, tmp_path):

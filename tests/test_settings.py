@@ -12,6 +12,7 @@ from subnet_rl import settings
 from subnet_rl.algorithms import ALGORITHMS, get_algorithm, trl_arguments
 from subnet_rl.config import RunSpec, coerce_scientific_notation, warmup_run
 from subnet_rl.config.spec import RUN_KEYS
+from subnet_rl import plan as memory
 from subnet_rl.plan import plan_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,10 +60,17 @@ def test_the_capture_covers_every_config_of_its_day():
     assert len(CAPTURED) >= 6 and set(CAPTURED) == set(BEFORE["trl"])
 
 
+#: the lengths the captured configs' runs had then where they set none (the defaults of the day). Since
+#: issue 17 they default to `auto`, which the training job measures from its data before building the TRL
+#: config (tests/test_auto_lengths.py); the memory plan assumes these values for `auto`.
+CAPTURED_LENGTHS = {"max_prompt_length": 32, "max_length": 64}
+
+
 @pytest.mark.parametrize("path", CAPTURED)
 def test_every_trl_config_gets_the_values_it_got_before_the_settings_were_split(path, monkeypatch):
     """Each run's TRL config class and every argument it is built with (shared TrainingArguments included),
-    and each job's memory plan, equal those of the code before issue 16 (tests/data, captured from it)."""
+    and each job's memory plan, equal those of the code before issue 16 (tests/data, captured from it):
+    the TRL arguments with the lengths of the day in place of `auto`, the plans as the workflow makes them."""
     import torch
 
     from subnet_rl.training import _common_args
@@ -70,7 +78,9 @@ def test_every_trl_config_gets_the_values_it_got_before_the_settings_were_split(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # captured on a machine without a GPU
     specs = _specs(path)
     assert set(specs) == set(BEFORE["trl"][path])
+    assert memory.ASSUMED_LENGTHS == CAPTURED_LENGTHS
     for name, spec in specs.items():
+        spec = spec.replaced(**{k: v for k, v in CAPTURED_LENGTHS.items() if getattr(spec, k) == "auto"})
         arguments = json.loads(json.dumps(trl_arguments(spec, _common_args(spec, "OUT")), default=list))
         config_class = get_algorithm(spec.algorithm).config.rpartition(".")[2]
         assert {"config_class": config_class, "arguments": arguments} == BEFORE["trl"][path][name], name
@@ -110,7 +120,7 @@ def test_the_warmup_is_an_sft_run_of_the_shared_settings_with_their_defaults():
     warmup = warmup_run({"dataset": "addition", "lr": 1e-3, "steps": 5})
     assert (warmup.name, warmup.algorithm, warmup.eval_dataset) == ("warmup", "sft", "addition")
     assert warmup.training == settings.TrainingSpec(lr=1e-3, steps=5, seed=0)
-    assert (warmup.seed, warmup.batch_size, warmup.max_length, warmup.max_grad_norm) == (0, 64, 64, 1.0)
+    assert (warmup.seed, warmup.batch_size, warmup.max_length, warmup.max_grad_norm) == (0, 64, "auto", 1.0)
     tuned = warmup_run({"dataset": "addition", "lr": 1e-3, "steps": 5, "max_grad_norm": 0.0, "precision": "bf16"})
     assert (tuned.max_grad_norm, tuned.precision) == (0.0, "bf16")
     with pytest.raises(ValueError, match="unknown setting.*'kl_beta'"):

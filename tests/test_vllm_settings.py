@@ -17,6 +17,8 @@ COMMON = dict(output_dir="/tmp/unused", use_cpu=True, bf16=False, report_to="non
 def _config(**generation):
     config = yaml.safe_load(open(".test/config.yaml"))
     config["generation"] = generation
+    # lengths in tokens, as the training job hands them to TRL once it has measured `auto` from its data
+    config.setdefault("training", {}).update(max_prompt_length=32, max_length=64)
     for algorithm in ("grpo", "rloo", "online_dpo"):
         config["runs"][f"{algorithm}-x"] = {"algorithm": algorithm, "lr": 1e-3, "steps": 2, "seed": 1,
                                             "dataset": "addition"}

@@ -89,7 +89,11 @@ def trl_config(spec: RunSpec, common: dict[str, Any]):
 
 # -- each algorithm's TRL config arguments, from its settings ------------------------------------------
 def _batch(training: TrainingSpec) -> dict[str, Any]:
-    """Examples (SFT) or pairs per device and micro-step, and their longest prompt + completion."""
+    """Examples (SFT) or pairs per device and micro-step, and their longest prompt + completion (in tokens:
+    the training job replaces `auto` with the data's longest before the config is built, `lengths`)."""
+    if not isinstance(training.max_length, int):
+        raise ValueError(f"max_length {training.max_length!r} is not resolved: TRL needs tokens; the training job "
+                         "measures it from its data first (lengths.fit_run, with_lengths)")
     return {"per_device_train_batch_size": training.batch_size, "max_length": training.max_length}
 
 

@@ -104,7 +104,8 @@ def _plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"run": p.run, "variant": p.variant, "gpus": p.gpus, "nodes": p.nodes,
                            "sharding": p.chosen, "terms": None if p.terms is None else p.terms.as_dict(),
-                           "total": p.total, "gpu_mem_gb": p.gpu_mem_gb, "fits": p.fits} for p in plans], indent=2))
+                           "total": p.total, "gpu_mem_gb": p.gpu_mem_gb, "fits": p.fits,
+                           "assumed_lengths": p.assumed} for p in plans], indent=2))
     else:
         settings = train_settings(config)
         where = (f"{settings['gpus']} GPU(s) per node x {settings['nodes']} node(s)" if settings["gpus"]

@@ -65,18 +65,27 @@ class Launch:
         return self.world_size == 1 and self.sharding == "ddp"
 
 
-def launch_of(spec: RunSpec, start: PathLike, settings: dict, mask: bool = False) -> Launch:
+def launch_of(spec: RunSpec, start: PathLike, settings: dict, mask: bool = False,
+              data: PathLike | None = None) -> Launch:
     """The job's launch from `resources.train` (gpus, nodes, cpu_processes, gpu_mem_gb) and the run's
     `sharding`; `auto` is FSDP2 when the memory plan says one DDP replica does not fit `gpu_mem_gb`.
 
     With `gpu_mem_gb`, the job is planned again from its start checkpoint as fetched (the workflow's
-    plan at start-up may not have known a hub model's shape) and refused, naming what to change, when it
+    plan at start-up may not have known a hub model's shape) and from its training `data`'s lengths where
+    they are `auto` (the workflow's plan assumed them), and refused, naming what to change, when it
     cannot fit. `mask`: a subnetwork job (its masks count)."""
     sharding = "ddp" if spec.sharding == "auto" else spec.sharding
     if settings.get("gpu_mem_gb") is not None:
-        from .plan import check_job
+        from .lengths import measured_spec
+        from .plan import PlanError, check_job
 
-        sharding = check_job(spec, start, settings, mask=mask).chosen
+        planned = spec if data is None else measured_spec(spec, start, data)
+        try:
+            sharding = check_job(planned, start, settings, mask=mask).chosen
+        except PlanError as refused:
+            measured = ", ".join(f"{k} {v}" for k, v in planned.as_dict().items() if v != spec.as_dict()[k])
+            raise (PlanError(f"{refused}. Planned with the `auto` lengths measured from {data}: {measured} tokens")
+                   if measured else refused) from None
     return Launch(gpus=settings["gpus"], nodes=settings["nodes"], sharding=sharding,
                   cpu_processes=settings["cpu_processes"])
 

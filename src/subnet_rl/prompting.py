@@ -44,13 +44,17 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
+def require_chat_template(tokenizer) -> None:
+    if not has_chat_template(tokenizer):
+        raise ValueError("the prompts are conversations (prompt_format: chat) but the tokenizer has no chat "
+                         "template; use prompt_format: plain or a model whose tokenizer has one")
+
+
 def render(tokenizer, prompt: Any) -> str:
     """The text a model continues: the chat template with a generation prompt, or the plain prompt."""
     if not is_conversation(prompt):
         return str(prompt)
-    if not has_chat_template(tokenizer):
-        raise ValueError("the prompts are conversations (prompt_format: chat) but the tokenizer has no chat "
-                         "template; use prompt_format: plain or a model whose tokenizer has one")
+    require_chat_template(tokenizer)
     return tokenizer.apply_chat_template(as_messages(prompt), add_generation_prompt=True, tokenize=False)
 
 

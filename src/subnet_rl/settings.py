@@ -36,8 +36,9 @@ class TrainingSpec:
     optimizer: str = "adamw"         # adamw (the Trainer's default, fused AdamW) | sgd (plain: no momentum)
     max_grad_norm: float = 1.0       # 0: no gradient clipping
     warmup_steps: int = 0
-    max_prompt_length: int = 32      # prompts longer than this fail (or are dropped with drop_overlong)
-    max_length: int = 64             # prompt + completion of SFT and preference data; longer would cut the answer
+    # Token lengths, or "auto": the training job sets each from the data it trains on (`lengths`).
+    max_prompt_length: int | str = "auto"  # prompts longer than this fail (or are dropped with drop_overlong)
+    max_length: int | str = "auto"   # prompt + completion of SFT and preference data; longer would cut the answer
     drop_overlong: bool = False
     save_every: int = 0              # > 0: snapshot every N steps (training dynamics); 0: final only
     save_steps: int = 0              # > 0: resumable Trainer checkpoint every N steps; 0: none
@@ -50,11 +51,22 @@ class TrainingSpec:
         object.__setattr__(self, "report_to", tuple(t for t in trackers if t != "none"))
         if self.optimizer not in OPTIMIZERS:  # the schema says so too; a spec built in code is checked here
             raise ValueError(f"optimizer {self.optimizer!r}: one of {OPTIMIZERS}")
+        for key, least in LENGTH_MINIMUM.items():
+            value = getattr(self, key)
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if value != AUTO_LENGTH and not (whole and value >= least):
+                raise ValueError(f"{key} {value!r}: a whole number of tokens >= {least}, or {AUTO_LENGTH!r} (the "
+                                 "longest in the run's tokenized training data, measured when the job starts)")
 
 
 #: the `optimizer` setting's values: the Trainer's own optimizers (`training.optimizer_args` names them to
 #: TrainingArguments.optim); SGD is torch's, without momentum (no optimizer state).
 OPTIMIZERS = ("adamw", "sgd")
+#: the value of `max_prompt_length` and `max_length` that the training job replaces with the longest prompt
+#: (and prompt + completion) of its tokenized training data (`lengths.fit_lengths`).
+AUTO_LENGTH = "auto"
+#: the length settings and the least whole value of each (a sequence holds a prompt and a completion token).
+LENGTH_MINIMUM = {"max_prompt_length": 1, "max_length": 2}
 #: what `sharding: auto` resolves to: a full replica per GPU, or FSDP2's shards.
 SHARDINGS = ("ddp", "fsdp2")
 #: TrainingSpec fields a run entry must give itself (the `training` and algorithm sections hold no default).

@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 
 from .algorithms import get_algorithm, trl_trainer
 from .config import RunSpec
-from .lengths import enforce_lengths
+from .lengths import Lengths, fit_run, has_auto_lengths, with_lengths
 from .masks import MaskFile
 from .models import PRECISIONS, load_checkpoint, save_checkpoint
 from .subnetwork import SubnetworkMask
@@ -104,7 +104,10 @@ def _common_args(spec: RunSpec, output_dir: str) -> dict:
 
 
 def build_trainer(spec: RunSpec, model, tokenizer, data: pd.DataFrame, output_dir: str, callbacks: list):
-    """The run's TRL trainer (from the algorithm registry) on its data: prompts, pairs or answers."""
+    """The run's TRL trainer (from the algorithm registry) on its data: prompts, pairs or answers. A length
+    still `auto` (`train` resolves them first) is measured from `data` here: TRL gets tokens."""
+    if has_auto_lengths(spec):
+        spec = with_lengths(spec, fit_run(spec, tokenizer, data)[2])
     return trl_trainer(spec, model, tokenizer, data, _common_args(spec, output_dir), callbacks)
 
 
@@ -129,13 +132,16 @@ def snapshot_name(step: int) -> str:
     return f"step-{step:06d}"
 
 
-def _within_lengths(spec: RunSpec, tokenizer, df: pd.DataFrame, data: str) -> tuple[pd.DataFrame, int]:
-    kept, dropped = enforce_lengths(df, tokenizer, data, spec.max_prompt_length, spec.max_length,
-                                    spec.drop_overlong, spec.dataset, spec.name)
+def _fit_lengths(spec: RunSpec, tokenizer, df: pd.DataFrame) -> tuple[pd.DataFrame, int, Lengths]:
+    """The run's training rows within its lengths, and the lengths it trains with (`auto` measured here),
+    said in the job's log."""
+    kept, dropped, lengths = fit_run(spec, tokenizer, df)
     if dropped:
         print(f"drop_overlong: dropped {dropped} of {len(df)} rows of {spec.dataset!r} over the length limits "
               f"(max_prompt_length={spec.max_prompt_length}, max_length={spec.max_length})")
-    return kept, dropped
+    data = get_algorithm(spec.algorithm).data
+    print(f"run {spec.name}: {lengths.describe(len(kept), spec.dataset, data, spec.algorithm)}", flush=True)
+    return kept, dropped, lengths
 
 
 def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike, out_dir: str | os.PathLike,
@@ -152,12 +158,11 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
     # Preference algorithms train on their pairs only: the train split is neither read nor checked (with
     # `pairs: dataset` the two are the same file).
     algorithm = get_algorithm(spec.algorithm)
-    if algorithm.reads_pairs:
-        if pairs is None:
-            raise ValueError(f"run {spec.name}: {spec.algorithm} needs preference pairs (prompt, chosen, rejected)")
-        data, dropped = _within_lengths(spec, tokenizer, pd.read_parquet(pairs), algorithm.data)
-    else:
-        data, dropped = _within_lengths(spec, tokenizer, pd.read_parquet(train_data), algorithm.data)
+    if algorithm.reads_pairs and pairs is None:
+        raise ValueError(f"run {spec.name}: {spec.algorithm} needs preference pairs (prompt, chosen, rejected)")
+    data, dropped, lengths = _fit_lengths(spec, tokenizer, pd.read_parquet(pairs if algorithm.reads_pairs
+                                                                           else train_data))
+    trained = with_lengths(spec, lengths)  # TRL's config gets the lengths in tokens, `auto` resolved
     callbacks = []
     subnet = None
     if mask is not None:
@@ -167,7 +172,7 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
         snapshots = Path(scratch) / "snapshots"
         if spec.save_every and mask is None:
             callbacks.append(StepSnapshots(spec.save_every, snapshots))
-        trainer = build_trainer(spec, model, tokenizer, data, str(scratch), callbacks)
+        trainer = build_trainer(trained, model, tokenizer, data, str(scratch), callbacks)
         trainer.train(resume_from_checkpoint=resume_from)
         dtype = PRECISIONS[spec.precision]
         state = None
@@ -180,7 +185,7 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
         else:
             # Trainers may upcast; store in the run's precision so diffs see what training produced.
             model = trainer.model.to(dtype)
-        summary = _summary(spec, trainer, subnet, dropped)
+        summary = _summary(spec, trainer, subnet, dropped, lengths)
         if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes the checkpoint
             save_checkpoint(model, tokenizer, out_dir, extra_json={"training.json": summary},
                             extra_dirs={SNAPSHOTS: snapshots} if snapshots.is_dir() else None, state_dict=state)
@@ -198,10 +203,11 @@ def _trainer_folder(kept: str | os.PathLike | None) -> Iterator[Path]:
         yield Path(scratch)
 
 
-def _summary(spec: RunSpec, trainer, subnet: SubnetworkMask | None, dropped: int) -> dict:
+def _summary(spec: RunSpec, trainer, subnet: SubnetworkMask | None, dropped: int, lengths: Lengths) -> dict:
     summary = {
-        "run": spec.as_dict(),
+        "run": spec.as_dict(),  # as configured (`auto` lengths included); `lengths` says what they were
         "dropped_overlong": dropped,
+        "lengths": lengths.record(),
         "environment": {**environment(trainer.args, spec), "sharding": "fsdp2" if getattr(trainer, "is_fsdp_enabled", False)
                         else "ddp" if trainer.args.world_size > 1 else "none"},
         "subnetwork": None if subnet is None else {"trainable": subnet.trainable, "total": subnet.total,

@@ -28,6 +28,7 @@ from .shapes import (
                      shape_from_hf_config,
 )
 from .terms import (
+                     ASSUMED_LENGTHS,
                      CPU_TILE_TEMPORARIES,
                      CUDA_RUNTIME_BYTES,
                      FUSED_HEAD,
@@ -36,15 +37,17 @@ from .terms import (
                      TERMS,
                      GiB,
                      Terms,
+                     assumed_lengths,
                      generation_batch,
                      plan_terms,
                      tokens,
                      uses_reference,
 )
 
-__all__ = ["CPU_TILE_TEMPORARIES", "CUDA_RUNTIME_BYTES", "EMBEDDED_DEFAULTS", "EMBEDDED_SPECIAL_TOKENS", "FUSED_HEAD",
-           "HEAD_TILE_TOKENS", "HEAD_TILE_VOCAB", "TERMS", "GiB", "ModelShape", "PlanError", "RunPlan", "Terms",
-           "check_job", "check_plans", "choose_sharding", "describe_shapes", "embedded_shape", "fixes", "format_table",
-           "generation_batch", "model_shape", "plan_config", "plan_job", "plan_line", "plan_run", "plan_terms",
-           "refusal", "safetensors_parameters", "shape_from_block", "shape_from_checkpoint", "shape_from_hf_config",
-           "tokens", "train_settings", "uses_reference"]
+__all__ = ["ASSUMED_LENGTHS", "CPU_TILE_TEMPORARIES", "CUDA_RUNTIME_BYTES", "EMBEDDED_DEFAULTS",
+           "EMBEDDED_SPECIAL_TOKENS", "FUSED_HEAD", "HEAD_TILE_TOKENS", "HEAD_TILE_VOCAB", "TERMS", "GiB",
+           "ModelShape", "PlanError", "RunPlan", "Terms", "assumed_lengths", "check_job", "check_plans",
+           "choose_sharding", "describe_shapes", "embedded_shape", "fixes", "format_table", "generation_batch",
+           "model_shape", "plan_config", "plan_job", "plan_line", "plan_run", "plan_terms", "refusal",
+           "safetensors_parameters", "shape_from_block", "shape_from_checkpoint", "shape_from_hf_config", "tokens",
+           "train_settings", "uses_reference"]

@@ -93,7 +93,17 @@ def refusal(plan: RunPlan) -> str:
     return (f"{job_key(plan)} ({plan.variant} training): memory plan {gb(terms.total)} GB per GPU > "
             f"resources.train.gpu_mem_gb {plan.gpu_mem_gb:g} ({plan.chosen}, {plan.world} GPU(s); largest: "
             + ", ".join(f"{k} {gb(v)}" for v, k in largest) + "). Change one of: " + "; ".join(options)
-            + ". `subnet-rl plan --configfile <file>` shows every term")
+            + ". `subnet-rl plan --configfile <file>` shows every term" + _assumed_note(plan))
+
+
+def _assumed_note(plan: RunPlan) -> str:
+    """A refusal made at an assumed length says so, and how to plan with the data's own."""
+    if not plan.assumed:
+        return ""
+    lengths = ", ".join(f"{key} {value}" for key, value in plan.assumed.items())
+    keys = " / ".join(f"`{job_key(plan)}.{key}`" for key in plan.assumed)
+    return (f". Planned at an assumed {lengths} tokens: {keys} is `auto` (measured from the data only when the "
+            "job starts); set it to your data's length in tokens to plan with that")
 
 
 def check_plans(plans: Iterable[RunPlan]) -> None:

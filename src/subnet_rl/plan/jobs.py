@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..settings import SHARDINGS
 from .shapes import ModelShape, model_shape, shape_from_checkpoint
-from .terms import GiB, Terms, plan_terms
+from .terms import GiB, Terms, assumed_lengths, plan_terms
 
 if TYPE_CHECKING:
     from ..config import RunSpec
@@ -41,6 +41,11 @@ class RunPlan:
     @property
     def known(self) -> bool:
         return self.shape is not None
+
+    @property
+    def assumed(self) -> dict[str, int]:
+        """The length planned with for a setting that is `auto` (measured when the job starts), if any."""
+        return assumed_lengths(self.spec)
 
     @property
     def chosen(self) -> str:

@@ -39,11 +39,21 @@ def plan_line(plan: RunPlan) -> str:
                                             else f" of {plan.gpu_mem_gb:g}: does not fit")
     per = " per GPU" if plan.gpus else ""
     return (f"{head}: {where}, {gb(terms.total)} GB{per}{verdict} (largest: "
-            + ", ".join(f"{k} {gb(v)}" for v, k in largest) + ")")
+            + ", ".join(f"{k} {gb(v)}" for v, k in largest) + ")" + assumption(plan))
+
+
+def assumption(plan: RunPlan) -> str:
+    """What a plan assumed of a length set to `auto` ("" when nothing)."""
+    if not plan.assumed:
+        return ""
+    return "".join(f"; {key} `auto`: assumed {value} tokens until the job measures its data"
+                   for key, value in plan.assumed.items())
 
 
 def format_table(plans: Iterable[RunPlan]) -> str:
-    """A table per training job: every term in GB (2^30 bytes), the total and whether it fits."""
+    """A table per training job: every term in GB (2^30 bytes), the total and whether it fits; below it, the
+    lengths assumed for `auto` ones."""
+    plans = list(plans)
     header = ["run", "variant", "GPUs", "nodes", "sharding", *TERMS, "total", "fits"]
     rows = []
     for plan in plans:
@@ -61,7 +71,9 @@ def format_table(plans: Iterable[RunPlan]) -> str:
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+    notes = [f"{plan.run} ({plan.variant}){assumption(plan)}" for plan in plans if plan.assumed and plan.known]
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows),
+                      *(f"* {note}" for note in notes)])
 
 
 def describe_shapes(plans: Iterable[RunPlan]) -> list[str]:

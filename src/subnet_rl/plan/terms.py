@@ -2,7 +2,9 @@
 
 The model's shape comes from `shapes` (the start checkpoint's config.json when it is on disk, the
 embedded model's spec, or a `shape:` block in the config); without one the job's plan is "unknown until
-fetched" and the launcher plans it at the job's start (`plan_job`, with the fetched config.json).
+fetched" and the launcher plans it at the job's start (`plan_job`, with the fetched config.json). A length
+set to `auto` (max_prompt_length, max_length) is assumed (`ASSUMED_LENGTHS`, said in the plan's line) until
+the launcher plans the job again with the lengths measured from its data.
 
 Where each term comes from (P parameters; w bytes per weight: 4 for precision fp32, 2 for bf16;
 a bytes per activation: 2 with bf16 weights or autocast bf16, else 4; W = GPUs per node x nodes):
@@ -83,7 +85,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..settings import SHARDINGS, GroupSampling, RolloutSettings, Sampling
+from ..settings import AUTO_LENGTH, SHARDINGS, GroupSampling, RolloutSettings, Sampling
 from .shapes import ModelShape
 
 if TYPE_CHECKING:
@@ -101,6 +103,13 @@ CPU_TILE_TEMPORARIES = 7.25
 #: algorithms whose TRL trainer uses the fused LM head (the others materialise the logits).
 FUSED_HEAD = frozenset({"sft", "dpo", "kto", "grpo", "rloo"})
 CUDA_RUNTIME_BYTES = GiB // 2
+#: the lengths in tokens a job whose length is `auto` is planned with until its data is measured (the
+#: workflow plans every job while Snakemake parses the Snakefile, before any data or tokenizer is at hand):
+#: the defaults before `auto`, so the shipped configs keep their plans. The embedded addition task's
+#: prompts (<= 8 tokens) and sequences (<= 12) are shorter, so its plan is an upper bound; a pretrained
+#: model's chat prompts are often longer, so the launcher plans such a job again with the lengths measured
+#: from its data when it starts (`launch.launch_of`, with resources.train.gpu_mem_gb) and refuses it there.
+ASSUMED_LENGTHS = {"max_prompt_length": 32, "max_length": 64}
 
 
 TERMS = ("weights", "gradients", "optimizer", "masks", "reference", "comm", "vllm", "runtime", "activations",
@@ -162,15 +171,34 @@ def uses_reference(spec: RunSpec) -> bool:
     return isinstance(spec.settings, GroupSampling) and spec.kl_beta > 0
 
 
+def length_key(spec: RunSpec) -> str:
+    """The length setting a job's plan reads: the prompts' for algorithms that sample their completions
+    (max_new_tokens long), else prompt + completion."""
+    return "max_prompt_length" if isinstance(spec.settings, Sampling) else "max_length"
+
+
+def assumed_lengths(spec: RunSpec) -> dict[str, int]:
+    """The length the plan assumes for `spec` ({} when it is set in tokens): `auto` is measured from the data
+    when the job starts, and the plan made before (when the workflow starts) takes `ASSUMED_LENGTHS`."""
+    key = length_key(spec)
+    return {key: ASSUMED_LENGTHS[key]} if getattr(spec, key) == AUTO_LENGTH else {}
+
+
+def planned_length(spec: RunSpec) -> int:
+    """The length setting the plan reads, in tokens (assumed when `auto`)."""
+    key = length_key(spec)
+    return assumed_lengths(spec).get(key, getattr(spec, key))
+
+
 def tokens(spec: RunSpec) -> tuple[int, int]:
     """(sequences, length) of one micro-batch's training forward on one GPU."""
     if isinstance(spec.settings, GroupSampling):  # GRPO, RLOO
-        return spec.batch_size * spec.num_generations, spec.max_prompt_length + spec.max_new_tokens
+        return spec.batch_size * spec.num_generations, planned_length(spec) + spec.max_new_tokens
     if isinstance(spec.settings, Sampling):  # Online DPO: two samples per prompt
-        return 2 * spec.batch_size, spec.max_prompt_length + spec.max_new_tokens
+        return 2 * spec.batch_size, planned_length(spec) + spec.max_new_tokens
     if spec.algorithm in ("dpo", "orpo", "simpo"):
-        return 2 * spec.batch_size, spec.max_length
-    return spec.batch_size, spec.max_length
+        return 2 * spec.batch_size, planned_length(spec)
+    return spec.batch_size, planned_length(spec)
 
 
 def generation_batch(spec: RunSpec) -> int:
@@ -229,7 +257,7 @@ def plan_terms(spec: RunSpec, shape: ModelShape, *, world: int = 1, sharding: st
     completions = generation_batch(spec)
     generation = vllm = 0
     if completions:
-        cache = 2 * L * kv * (spec.max_prompt_length + spec.max_new_tokens) * completions * a
+        cache = 2 * L * kv * (planned_length(spec) + spec.max_new_tokens) * completions * a
         generation = cache + 3 * completions * V * 4
         if isinstance(spec.settings, RolloutSettings) and spec.generation_engine == "vllm":
             if spec.vllm_mode == "colocate":
