@@ -73,6 +73,27 @@ def download_snapshot(repo_id: str, revision: str | None = None, cache_dir: str 
             "files": sorted(p.name for p in path.iterdir())}
 
 
+def seed_hub_cache(folder: str | os.PathLike, repo_id: str, cache_dir: str | os.PathLike, commit: str) -> Path:
+    """Put a local checkpoint folder into a hub cache (`<cache_dir>/models--org--name/snapshots/<commit>`,
+    `refs/main` -> commit), so a config naming `repo_id` with `source: hub` runs offline against it.
+
+    For machines without hub access: a model fetched elsewhere (or a stand-in, as the tests and the real-model
+    bench use) is found by the workflow's own download code, with HF_HUB_OFFLINE=1 and the same cache
+    (`$HF_HOME/hub`). The commit recorded in provenance.json is `commit`: name it so it says what the files are.
+    """
+    if len(commit) != 40 or any(c not in "0123456789abcdef" for c in commit):
+        raise ValueError(f"commit {commit!r}: a hub commit is 40 lowercase hex digits")
+    repo = Path(cache_dir) / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    if snapshot.exists():
+        raise FileExistsError(f"{snapshot} exists; remove it first or use another commit")
+    with atomic_path(snapshot, directory=True) as tmp:
+        shutil.copytree(require_checkpoint(folder), tmp, dirs_exist_ok=True)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
 class HubUnavailable(FileNotFoundError):
     """A hub id this process cannot get (not found, gated, unreachable, or offline and not cached)."""
 

