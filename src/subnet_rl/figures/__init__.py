@@ -61,6 +61,8 @@ FIGURES: dict[str, FigureSpec] = {f.name: f for f in [
     FigureSpec("precision", ("precision",), "Sparsity vs learning rate, fp32 vs bf16", "precision:precision_lines"),
     FigureSpec("rank", ("rank",), "Update rank by module group", "rank:rank_heatmap"),
     FigureSpec("ulp", ("ulp", "ulp_summary"), "Update size in half bf16 ulps", "ulp:ulp_histogram"),
+    FigureSpec("step_sparsity", ("step_sparsity",), "Step-level sparsity (entries changed per step in bf16)",
+               "step_sparsity:step_sparsity_lines"),
 ]}
 
 

@@ -33,6 +33,7 @@ from .terms import (
                      FUSED_HEAD,
                      HEAD_TILE_TOKENS,
                      HEAD_TILE_VOCAB,
+                     OPTIONAL_TERMS,
                      TERMS,
                      GiB,
                      Terms,
@@ -43,7 +44,8 @@ from .terms import (
 )
 
 __all__ = ["CPU_TILE_TEMPORARIES", "CUDA_RUNTIME_BYTES", "EMBEDDED_DEFAULTS", "EMBEDDED_SPECIAL_TOKENS", "FUSED_HEAD",
-           "HEAD_TILE_TOKENS", "HEAD_TILE_VOCAB", "TERMS", "GiB", "ModelShape", "PlanError", "RunPlan", "Terms",
+           "HEAD_TILE_TOKENS", "HEAD_TILE_VOCAB", "OPTIONAL_TERMS", "TERMS", "GiB", "ModelShape", "PlanError", "RunPlan",
+           "Terms",
            "check_job", "check_plans", "choose_sharding", "describe_shapes", "embedded_shape", "fixes", "format_table",
            "generation_batch", "model_shape", "plan_config", "plan_job", "plan_line", "plan_run", "plan_terms",
            "refusal", "safetensors_parameters", "shape_from_block", "shape_from_checkpoint", "shape_from_hf_config",
