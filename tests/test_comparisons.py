@@ -41,11 +41,11 @@ def sparsity_table(rows: list[tuple]) -> pd.DataFrame:
 # --- matched_groups ---------------------------------------------------------------------------------
 
 def test_runs_differing_only_in_precision_form_a_group():
-    """Name, regime, subnetwork and save_every label a run: they do not break a match. A run that
-    also differs in lr is in no group; runs sharing one precision value are no comparison."""
+    """Name, regime, subnetwork, save_every and step_sparsity label a run or record it: they do not break a
+    match. A run that also differs in lr is in no group; runs sharing one precision value are no comparison."""
     specs = specs_of(
         spec("sft-fp32", "sft", regime="learning"),
-        spec("sft-bf16", "sft", precision="bf16", regime="other", subnetwork=True, save_every=5),
+        spec("sft-bf16", "sft", precision="bf16", regime="other", subnetwork=True, save_every=5, step_sparsity=True),
         spec("sft-bf16-lr", "sft", lr=2e-3, precision="bf16"),
         spec("grpo-a"), spec("grpo-b", regime="saturated"),  # same precision: one value, no group
     )
@@ -86,6 +86,7 @@ def test_matched_means_equal_in_every_training_setting_both_runs_have():
     assert not is_matched({**grpo, "max_length": 128}, {**sft, "max_length": 64}, frozenset({"algorithm"}))
     assert not is_matched(grpo, sft)  # the algorithm differs
     assert is_matched(grpo, {**grpo, "name": "other", "regime": "x", "save_every": 5})  # labels, not training
+    assert is_matched(grpo, {**grpo, "step_sparsity": True})  # an observer, not training
 
 
 def test_an_rl_runs_control_is_an_sft_run_matched_in_every_shared_setting():

@@ -31,6 +31,10 @@ from subnet_rl.figures.rank import rank_heatmap
 from subnet_rl.figures.sparsity_vs_tolerance import sparsity_vs_tolerance
 from subnet_rl.overlap import overlap_stats
 from subnet_rl.stage_outputs import read_tables
+from subnet_rl.step_sparsity_records import FILE as RECORDS_FILE
+from subnet_rl.step_sparsity_records import records_frame
+from subnet_rl.step_sparsity_table import read_records, step_sparsity_tables
+from subnet_rl.figures.step_sparsity import step_sparsity_lines
 from subnet_rl.ulp import checkpoint_ulps
 from subnet_rl.ulp_table import ulp_tables
 from subnet_rl.tables import (
@@ -54,6 +58,8 @@ RUN_SETTINGS = {"grpo-learn": ("grpo", "learning", 1e-4, "fp32", 0.6), "grpo-lea
                 "grpo-paper": ("grpo", "paper", 1e-6, "fp32", 0.2), "grpo-paper-bf16": ("grpo", "paper", 1e-6, "bf16", 0.1)}
 RUNS = sorted(RUN_SETTINGS)
 SNAPSHOT_RUNS = ("grpo-learn", "sft-learn")
+#: run -> entries (of 1000) whose bf16 value changed in each of its 10 steps
+STEP_RECORDS = {"grpo-learn": [40, 12, 0, 5, 3, 0, 2, 1, 1, 0], "sft-learn": [300, 200, 150, 120, 100, 90, 80, 70, 60, 50]}
 
 
 def _specs() -> dict[str, dict]:
@@ -122,6 +128,14 @@ def study(tmp_path_factory) -> dict[str, pd.DataFrame]:
     ulps = {run: pd.DataFrame(checkpoint_ulps(root / "start.safetensors", root / f"{run}.safetensors"))
             for run in RUNS if specs[run]["precision"] == "fp32"}
     tables.update(ulp_tables(ulps, diffs, specs))
+    # step-level sparsity recorded by two runs (records as training writes them; grpo-learn has steps with none)
+    records = {}
+    for run, changed in STEP_RECORDS.items():
+        folder = root / "results" / "checkpoints" / "full" / run
+        folder.mkdir(parents=True)
+        records_frame([[step, c, 1000] for step, c in enumerate(changed, start=1)]).to_parquet(folder / RECORDS_FILE)
+        records[run] = read_records(folder, specs[run]["steps"], 1000)
+    tables.update(step_sparsity_tables(records, specs))
     for name, df in tables.items():
         write_table(df, root / f"{name}.md", root / f"{name}.csv", TITLES[name])
     return read_tables([root / f"{name}.csv" for name in tables])
@@ -333,3 +347,23 @@ def test_rank_heatmap(study, tmp_path):
     assert {t.get_text() for t in ax.texts} == {f"{v:.0f}" for v in rank["mean_rank_pct"]}
     _saved(fig, tmp_path)
     assert rank_heatmap({"rank": rank.drop(columns="mean_rank_pct")}, RUNS) is None
+
+
+def test_step_sparsity_lines(study, tmp_path):
+    """A line per recording run in its colour (RL solid, SFT dashed) through the step table's % changed; steps
+    that changed nothing visibly keep their place at 0 on a symmetric log scale, a plain log scale without."""
+    fig = step_sparsity_lines(study, RUNS)
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"grpo-learn (grpo)", "sft-learn (sft)"}
+    assert (lines["grpo-learn (grpo)"].get_linestyle(), lines["sft-learn (sft)"].get_linestyle()) == ("-", "--")
+    colours = run_colours(RUNS)
+    assert mcolors.to_hex(lines["sft-learn (sft)"].get_color()).upper() == colours["sft-learn"]
+    assert list(lines["grpo-learn (grpo)"].get_ydata()) == pytest.approx([c / 10 for c in STEP_RECORDS["grpo-learn"]])
+    assert list(lines["sft-learn (sft)"].get_xdata()) == list(range(1, 11))
+    assert ax.get_yscale() == "symlog" and "bf16" in ax.get_ylabel()
+    _saved(fig, tmp_path)
+    visible = study["step_sparsity"][study["step_sparsity"]["run"] == "sft-learn"]
+    assert step_sparsity_lines({"step_sparsity": visible}, RUNS).axes[0].get_yscale() == "log"
+    assert step_sparsity_lines({"step_sparsity": study["step_sparsity"].drop(columns="% changed")}, RUNS) is None
+    assert step_sparsity_lines({"step_sparsity": study["step_sparsity"].iloc[0:0]}, RUNS) is None

@@ -4,6 +4,8 @@ accelerate turns FSDP on only for GPUs, so the Trainer path cannot run here; thi
 code on really sharded parameters (DTensors, whose tensor hooks never fire) with AdamW and clipping.
 """
 
+import json
+import re
 import socket
 import subprocess
 import sys
@@ -83,3 +85,52 @@ def test_the_same_sharded_run_without_masks_moves_frozen_entries(start_and_mask)
     after = load_file(out)
     moved = sum(int((after[n][~masks[n]] != start[n][~masks[n]]).sum()) for n in start)
     assert moved > 0.9 * sum(int((~m).sum()) for m in masks.values())
+
+
+def _copies(log: str) -> dict[int, int]:
+    """Each rank's bytes of the bf16 copy, from the ranks' output (lines of two processes may interleave)."""
+    return {int(rank): int(n) for rank, n in re.findall(r"rank (\d+): step_sparsity copy (\d+) bytes", log)}
+
+
+def test_step_sparsity_over_fsdp2_shards_equals_the_count_of_the_gathered_weights(start_and_mask, tmp_path):
+    """Two ranks count the bf16 changes of their own shards and sum them (one all_reduce per step): each step's
+    count equals plain torch's count over the full weights rank 0 gathered after that step, and the count
+    of the project's recorder in one process over those same weights. The bf16 copy is split over the ranks."""
+    from subnet_rl.step_sparsity import StepSparsity
+
+    root, start, _ = start_and_mask
+    folder = tmp_path / "steps"
+    log = _run("--mask", str(root / "mask.safetensors"), "--out", str(tmp_path / "out.safetensors"), "--no-mask",
+               "--step-sparsity", str(folder), ranks=2)
+    records = json.loads((folder / "records.json").read_text())
+    states = [load_file(folder / f"step-{step}.safetensors") for step in range(len(records) + 1)]
+    total = sum(t.numel() for t in start.values())
+    bits = [{n: t.to(torch.bfloat16).view(torch.int16) for n, t in s.items() if n in start} for s in states]
+    expected = [[step, sum(int((bits[step][n] != bits[step - 1][n]).sum()) for n in start), total]
+                for step in range(1, len(states))]
+    assert records == expected and len(records) == 4
+    assert all(c > 0 for _, c, _ in records) and min(c for _, c, _ in records) < total  # not all, not none
+    single = build_tiny_model(SPEC, build_char_tokenizer(addition.ALPHABET), seed=0)
+    single.load_state_dict(states[0], strict=False)
+    recorder = StepSparsity(list(start))
+    recorder.bind(single)
+    for step, state in enumerate(states[1:], start=1):
+        single.load_state_dict(state, strict=False)
+        recorder.record(step)
+    assert recorder.records == records
+    copies = _copies(log)
+    assert len(copies) == 2 and sum(copies.values()) == 2 * total and min(copies.values()) > 0
+
+
+def test_step_sparsity_of_replicas_counts_each_entry_once(start_and_mask, tmp_path):
+    """DDP's case: every rank holds the whole, identical weights; each counts its own copy and nothing is
+    summed over the ranks, so two replicas record what one process taking the same steps records."""
+    root, start, _ = start_and_mask
+    common = ["--mask", str(root / "mask.safetensors"), "--no-mask"]
+    log = _run(*common, "--out", str(tmp_path / "replicas.safetensors"), "--replicated", "--step-sparsity",
+               str(tmp_path / "replicas"), ranks=2)
+    _run(*common, "--out", str(tmp_path / "one.safetensors"), "--reference", "--step-sparsity", str(tmp_path / "one"))
+    replicas = json.loads((tmp_path / "replicas" / "records.json").read_text())
+    assert replicas == json.loads((tmp_path / "one" / "records.json").read_text())
+    assert replicas[0][2] == sum(t.numel() for t in start.values()) and replicas[-1][1] > 0
+    assert _copies(log) == {0: 2 * replicas[0][2], 1: 2 * replicas[0][2]}  # a whole copy per replica

@@ -162,6 +162,29 @@ def test_masks_cost_a_byte_per_parameter_plus_start_copies_with_weight_decay(lla
     assert plan_terms(spec(), llama, subnetwork=True, world=8, sharding="fsdp2").masks == P_8B // 8
 
 
+def test_step_sparsity_costs_one_bf16_copy_per_replica_or_shard(llama):
+    """The recorder's bf16 copy of the weights: 2 bytes per parameter whatever the weights' precision, per
+    replica under DDP, of the shard under FSDP2; held all along. Off (the default), the plan is as before:
+    no such term in its dict, the same total."""
+    off, on = plan_terms(spec(), llama), plan_terms(spec(step_sparsity=True), llama)
+    assert (off.step_sparsity, on.step_sparsity) == (0, 2 * P_8B)
+    assert "step_sparsity" not in off.as_dict() and on.as_dict()["step_sparsity"] == 2 * P_8B
+    assert on.total - off.total == 2 * P_8B and on.static - off.static == 2 * P_8B
+    assert plan_terms(spec(step_sparsity=True, precision="bf16"), llama).step_sparsity == 2 * P_8B
+    assert plan_terms(spec(step_sparsity=True), llama, world=8).step_sparsity == 2 * P_8B  # DDP: a replica each
+    sharded = plan_terms(spec(step_sparsity=True), llama, world=8, sharding="fsdp2")
+    assert sharded.step_sparsity == 2 * P_8B // 8
+    assert sharded.total - plan_terms(spec(), llama, world=8, sharding="fsdp2").total == 2 * P_8B // 8
+    # A config's job follows its run's setting, and the plan's table shows the term only when a job has it.
+    config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
+    config["runs"] = {"sft-a": config["runs"]["sft-a"], "sft-b": {**config["runs"]["sft-a"], "step_sparsity": True}}
+    plans = {p.run: p for p in plan_config(config) if p.variant == "full"}
+    assert plans["sft-a"].terms.step_sparsity == 0
+    assert plans["sft-b"].terms.step_sparsity == 2 * plans["sft-b"].shape.parameters
+    assert "step_sparsity" in memory.format_table(plans.values())
+    assert "step_sparsity" not in memory.format_table([plans["sft-a"]])
+
+
 def test_reference_model_follows_the_algorithm(llama):
     assert plan_terms(spec("dpo"), llama).reference == 4 * P_8B
     assert plan_terms(spec("kto"), llama).reference == 4 * P_8B

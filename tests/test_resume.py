@@ -6,11 +6,13 @@ import signal
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from subnet_rl import resume
 from subnet_rl.config import RunSpec
 from subnet_rl.launch import train_job
+from subnet_rl.step_sparsity_records import FILE as STEP_SPARSITY
 from test_training import setup as training_setup
 
 # Run in a fresh interpreter: train_job with a callback that SIGKILLs the process right after the Trainer's
@@ -50,10 +52,13 @@ def _spec(algorithm: str, **kw) -> RunSpec:
                               "dataset": "d", "batch_size": 4, "weight_decay": 0.1, "save_steps": 2, **group, **kw})
 
 
-@pytest.mark.parametrize("algorithm,masked", [("sft", False), ("grpo", False), ("sft", True)])
-def test_a_killed_job_resumes_and_ends_bit_identical(setup, tmp_path, algorithm, masked):
+@pytest.mark.parametrize("algorithm,masked,settings", [("sft", False, {}), ("grpo", False, {}), ("sft", True, {}),
+                                                       ("sft", False, {"step_sparsity": True})])
+def test_a_killed_job_resumes_and_ends_bit_identical(setup, tmp_path, algorithm, masked, settings):
+    """With step_sparsity, the records of the steps before the kill come back from the Trainer's checkpoint:
+    the resumed run's record equals the uninterrupted run's."""
     root, train_data = setup
-    spec = _spec(algorithm)
+    spec = _spec(algorithm, **settings)
     mask = str(root / "mask.safetensors") if masked else None
     train_job(spec, root / "start", train_data, tmp_path / "whole", mask=mask, resume_dir=tmp_path / "resume-whole")
     assert not (tmp_path / "resume-whole").exists(), "the resume folder outlived the final checkpoint"
@@ -75,6 +80,12 @@ def test_a_killed_job_resumes_and_ends_bit_identical(setup, tmp_path, algorithm,
     assert not resume_dir.exists()
     history = json.loads((out / "training.json").read_text())["log_history"]
     assert history[-1]["step"] == 6
+    if settings.get("step_sparsity"):
+        resumed, whole = pd.read_parquet(out / STEP_SPARSITY), pd.read_parquet(tmp_path / "whole" / STEP_SPARSITY)
+        assert resumed["step"].tolist() == list(range(1, 7)) and (resumed["changed"] > 0).all()
+        pd.testing.assert_frame_equal(resumed, whole)
+    else:
+        assert not (out / STEP_SPARSITY).exists()
 
 
 def test_a_resume_folder_of_other_settings_is_not_resumed(setup, tmp_path):

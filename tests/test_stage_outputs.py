@@ -17,6 +17,7 @@ from subnet_rl.diff import diff_checkpoints
 from subnet_rl.stage_checks import check_diff_table, check_output, check_stage_inputs, diff_pairs
 from subnet_rl.stage_outputs import (PRODUCERS, StageOutputError, checks_of, producer, read_csv, read_diff, read_json,
                                      read_parquet)
+from subnet_rl.step_sparsity_records import records_frame
 from subnet_rl.tables import COMPARISON_TABLES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,6 +163,16 @@ def test_checkpoint_folders_and_masks_are_read_by_their_headers(diff_pair, tmp_p
     (before / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
     with pytest.raises(StageOutputError, match=r"cannot be read as a checkpoint .*rule `warmup` or `build_model`"):
         check_output(before)
+    # A run that recorded its step sparsity (training.json says so) must hold the records, readable.
+    (after / "training.json").write_text(json.dumps({"run": {"step_sparsity": True}}))
+    with pytest.raises(StageOutputError,
+                       match=r"step_sparsity.parquet does not exist: .*`train_full`; delete the folder"):
+        check_output(after)
+    records_frame([[1, 2, 10]]).to_parquet(after / "step_sparsity.parquet")
+    assert check_output(after) == {"tensors": 3, "training.json keys": 1, "step_sparsity.parquet": 1}
+    pd.DataFrame({"step": [1]}).to_parquet(after / "step_sparsity.parquet")
+    with pytest.raises(StageOutputError, match=r"lacks the columns \['changed', 'total', 'changed_pct'\]"):
+        check_output(after)
     mask = tmp_path / "results/masks/grpo-s1.safetensors"
     mask.parent.mkdir(parents=True)
     mask.write_bytes(b"short")
@@ -182,6 +193,8 @@ def test_checkpoint_folders_and_masks_are_read_by_their_headers(diff_pair, tmp_p
     ("results/pairs_off_policy/start/addition.parquet", ["off_policy_pairs"]),
     ("results/dynamics/grpo-a/split.parquet", ["dynamics"]),
     ("results/tables/layers.csv", ["analysis_tables"]),
+    ("results/tables/step_sparsity_summary.md", ["step_sparsity_table"]),
+    ("results/checkpoints/full/grpo-a/step_sparsity.parquet", ["train_full"]),
     ("results/tables/dynamics_split.csv", ["comparison_tables"]),
     ("results/tables/pairs_layers.csv", ["pairs_table"]),
     ("results/figures/overlap.png", ["figure_overlap"]),

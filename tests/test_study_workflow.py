@@ -66,3 +66,22 @@ def test_matched_comparisons_are_found_in_the_config(study):
     precision = table(study, "precision")
     assert set(zip(precision["algorithm"], precision["precision"])) == {
         ("grpo", "fp32"), ("grpo", "bf16"), ("sft", "fp32"), ("sft", "bf16")}
+
+
+def test_step_sparsity_is_recorded_by_the_run_that_asks_and_agrees_with_the_snapshots(study):
+    """grpo-a records its step sparsity (and keeps its matches: see the ablations above). Each step's bf16
+    changes include the entries its dynamics find changed beyond tol=1e-05 since the previous snapshot, and
+    every entry changed start to final (bf16_bitwise) changed in some step."""
+    steps = table(study, "step_sparsity")
+    assert list(steps["run"]) == ["grpo-a"] * 3 and list(steps["step"]) == [1, 2, 3]
+    assert steps["% changed"].between(0, 100).all() and steps["% changed"].max() > 0
+    assert (steps["% changed"] == 100 * steps["changed"] / steps["entries"]).all()
+    dynamics = table(study, "dynamics").set_index("step")
+    assert (steps.set_index("step")["% changed"] >= dynamics["changed_since_previous"] - 1e-9).all()
+    sparsity = table(study, "sparsity").set_index("run")
+    assert steps["% changed"].sum() >= 100.0 - sparsity.loc["grpo-a", "sparsity bf16_bitwise"] - 1e-9
+    summary = table(study, "step_sparsity_summary")
+    assert list(summary["run"]) == ["grpo-a"] and summary["steps"].iloc[0] == 3
+    assert summary["mean % changed"].iloc[0] == pytest.approx(steps["% changed"].mean())
+    assert (study / "results" / "figures" / "step_sparsity.png").stat().st_size > 10_000
+    assert not list((study / "results" / "checkpoints" / "full").glob("grpo-kl/step_sparsity.parquet"))

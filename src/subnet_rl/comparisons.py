@@ -2,8 +2,8 @@
 
 Two runs are matched when they are identical in every training setting they both have (lr, steps, seed,
 data, start model, ...) except the ones the comparison is about; their name, regime label, subnetwork
-flag and snapshot interval (`NOT_TRAINING`) do not count. This module is the one definition of it, for
-both kinds of comparison the study makes:
+flag, snapshot interval and what is recorded of them (`NOT_TRAINING`) do not count. This module is the one
+definition of it, for both kinds of comparison the study makes:
 
 - over a setting ("knob", same algorithm): `precision` compares fp32 with bf16 weights, `kl_beta` KL on
   with off, `max_grad_norm` clipping on with off, `optimizer` AdamW with SGD, `pairs` on- with off-policy
@@ -28,7 +28,7 @@ from .outcomes import TARGET_COLUMNS
 
 #: run settings that label a run rather than change its training.
 NOT_TRAINING = frozenset({"name", "regime", "subnetwork", "save_every", "save_steps", "report_to",
-                          "sharding"})
+                          "sharding", "step_sparsity"})
 #: the settings that belong to one algorithm (or a few) rather than to every run: the fields of each
 #: registered algorithm's own settings class (online sampling, preference losses and pairs), which an RL
 #: run and its SFT control may differ in. A flat spec of every setting would hold them all, defaults

@@ -72,8 +72,10 @@ def build_tiny_model(spec: TinyModelSpec, tokenizer, seed: int):
 
 
 def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, extra_json: dict | None = None,
-                    extra_dirs: dict[str, Path] | None = None, state_dict: dict | None = None) -> None:
-    """Save model (safetensors), tokenizer, extra JSON files and folders (moved in) into `out_dir`, atomically.
+                    extra_dirs: dict[str, Path] | None = None, state_dict: dict | None = None,
+                    extra_parquet: dict | None = None) -> None:
+    """Save model (safetensors), tokenizer, extra JSON files, Parquet tables (name -> DataFrame) and folders
+    (moved in) into `out_dir`, atomically: all of them appear at once, or none.
 
     `state_dict` replaces the model's own tensors (the full weights FSDP2 gathered to rank 0)."""
     with atomic_path(out_dir, directory=True) as tmp:
@@ -81,6 +83,8 @@ def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, extra_json: di
         tokenizer.save_pretrained(tmp)
         for filename, content in (extra_json or {}).items():
             (tmp / filename).write_text(json.dumps(content, indent=2, default=str))
+        for filename, table in (extra_parquet or {}).items():
+            table.to_parquet(tmp / filename, index=False)
         for name, folder in (extra_dirs or {}).items():
             shutil.move(folder, tmp / name)
 

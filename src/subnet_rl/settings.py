@@ -44,6 +44,7 @@ class TrainingSpec:
     save_steps: int = 0              # > 0: resumable Trainer checkpoint every N steps; 0: none
     report_to: tuple[str, ...] = ()  # trackers (tensorboard, wandb, trackio); () = none
     sharding: str = "auto"           # ddp | fsdp2 | auto (FSDP2 when the memory plan says a replica does not fit)
+    step_sparsity: bool = False      # record the % of entries whose bf16 value changed at each optimizer step
 
     def __post_init__(self):
         # One spelling of the trackers (a YAML string or list, a JSON list), so equal specs compare equal.

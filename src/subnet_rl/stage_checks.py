@@ -23,6 +23,8 @@ from .diff import pair_tensors
 from .diff.criteria import COLUMN_PREFIX
 from .stage_outputs import (DIFF_PATH, StageOutputError, check_exists, read_csv, read_diff, read_json, read_parquet,
                             stage_error)
+from .step_sparsity_records import COLUMNS as STEP_SPARSITY_COLUMNS
+from .step_sparsity_records import FILE as STEP_SPARSITY_FILE
 from .tensorfile import TensorFileError, read_header
 
 
@@ -122,7 +124,10 @@ def check_output(path: str | os.PathLike) -> dict:
     if Path(path).is_dir():
         summary = {"tensors": len(read_checkpoint(path).entries)}
         if (Path(path) / "training.json").exists():  # what the training stages record beside a checkpoint
-            summary["training.json keys"] = len(read_json(Path(path) / "training.json"))
+            record = read_json(Path(path) / "training.json")
+            summary["training.json keys"] = len(record)
+            if (record.get("run") or {}).get("step_sparsity"):  # the run recorded its steps: the file is there
+                summary[STEP_SPARSITY_FILE] = len(read_parquet(Path(path) / STEP_SPARSITY_FILE, STEP_SPARSITY_COLUMNS))
         return summary
     check_exists(path)
     return {}

@@ -46,6 +46,7 @@ PRODUCERS: tuple[tuple[str, str], ...] = (
     (r"results/tables/(?:pairs|pairs_layers)\.(?:md|csv|tex)", "pairs_table"),
     (r"results/tables/start_models\.(?:md|csv|tex)", "start_models_table"),
     (r"results/tables/(?:rank|layers|ulp|ulp_summary)\.(?:md|csv|tex)", "analysis_tables"),
+    (r"results/tables/(?:step_sparsity|step_sparsity_summary)\.(?:md|csv|tex)", "step_sparsity_table"),
     (r"results/tables/(?:algorithms|controls|frontier|ablations|precision|data|dynamics|dynamics_split)\.(?:md|csv|tex)",
      "comparison_tables"),
     (r"results/tables/checks/[^/]+\.json", "check_inputs"),

@@ -256,7 +256,9 @@ TITLES = {"sparsity": "Update sparsity (% of entries unchanged)", "subnetwork": 
           "dynamics": "Training dynamics: sparsity against step, and % changed since the previous snapshot",
           "dynamics_split": "Entries never updated, updated then back to their start value, and in the final subnetwork (%)",
           "ulp": "Total update of each entry in half bf16 ulps of its start value (runs with fp32 weights; % of entries per bin)",
-          "ulp_summary": "Entries below half a bf16 ulp beside the measured bf16 sparsity, and the mean step per entry relative to lr"}
+          "ulp_summary": "Entries below half a bf16 ulp beside the measured bf16 sparsity, and the mean step per entry relative to lr",
+          "step_sparsity": "Step-level sparsity: entries whose bf16 value changed in each optimizer step (runs with step_sparsity)",
+          "step_sparsity_summary": "Step-level sparsity per run: % of entries changed per step, and the steps with no visible change"}
 
 COMPARISON_TABLES = ("algorithms", "controls", "frontier", "ablations", "precision", "data", "dynamics",
                      "dynamics_split")

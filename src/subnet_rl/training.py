@@ -22,6 +22,8 @@ from .config import RunSpec
 from .lengths import Lengths, fit_run, has_auto_lengths, with_lengths
 from .masks import MaskFile
 from .models import PRECISIONS, load_checkpoint, save_checkpoint
+from .step_sparsity import StepSparsity, compared_names
+from .step_sparsity_records import FILE as STEP_SPARSITY_FILE
 from .subnetwork import SubnetworkMask
 
 #: folder of a run's checkpoint holding its intermediate snapshots (`save_every`).
@@ -151,7 +153,8 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
 
     With `mask`, only the mask's entries are trained (subnetwork finetuning). `trainer_dir` keeps the
     Trainer's own folder (its `save_steps` checkpoints, snapshots) past a kill; `resume_from` is one of its
-    checkpoints to continue from (see `resume`). Returns a summary.
+    checkpoints to continue from (see `resume`). With `spec.step_sparsity` the checkpoint also holds
+    step_sparsity.parquet (see `step_sparsity`). Returns a summary.
     """
     torch.manual_seed(spec.seed)
     model, tokenizer = load_checkpoint(start, spec.precision)
@@ -172,6 +175,12 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
         snapshots = Path(scratch) / "snapshots"
         if spec.save_every and mask is None:
             callbacks.append(StepSnapshots(spec.save_every, snapshots))
+        sparsity = None
+        if spec.step_sparsity:  # counts at step end: after the subnetwork callback restored frozen entries
+            sparsity = StepSparsity(compared_names(start))
+            if resume_from is not None:
+                sparsity.resume(resume_from)
+            callbacks.append(sparsity)
         trainer = build_trainer(trained, model, tokenizer, data, str(scratch), callbacks)
         trainer.train(resume_from_checkpoint=resume_from)
         dtype = PRECISIONS[spec.precision]
@@ -188,7 +197,8 @@ def train(spec: RunSpec, start: str | os.PathLike, train_data: str | os.PathLike
         summary = _summary(spec, trainer, subnet, dropped, lengths)
         if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes the checkpoint
             save_checkpoint(model, tokenizer, out_dir, extra_json={"training.json": summary},
-                            extra_dirs={SNAPSHOTS: snapshots} if snapshots.is_dir() else None, state_dict=state)
+                            extra_dirs={SNAPSHOTS: snapshots} if snapshots.is_dir() else None, state_dict=state,
+                            extra_parquet={STEP_SPARSITY_FILE: sparsity.frame()} if sparsity else None)
     return summary
 
 

@@ -129,3 +129,30 @@ rule comparison_tables:
         "results/benchmarks/comparison_tables.tsv"
     script:
         "../scripts/comparison_tables.py"
+
+
+# Runs that recorded their step-level sparsity (`step_sparsity`) during training: the records sit in their
+# checkpoints (step_sparsity.parquet), so the tables read the checkpoint folders; with none, the tables
+# are written empty and the figure says it was not measured.
+STEP_SPARSITY_RUNS = [r for r in RUNS if run_spec(r).step_sparsity]
+
+
+rule step_sparsity_table:
+    input:
+        checkpoints=expand("results/checkpoints/full/{run}", run=STEP_SPARSITY_RUNS),
+        # each record's total is held against the entries its run's diff compares
+        diffs=expand("results/diff/full/{run}.parquet", run=STEP_SPARSITY_RUNS),
+        checked=checks_of("step_sparsity_table"),
+    output:
+        **table_outputs("step_sparsity", "step_sparsity_summary"),
+    params:
+        code=code("step_sparsity_table.py"),
+        runs={run: run_spec(run).as_dict() for run in STEP_SPARSITY_RUNS},
+    conda:
+        "../../envs/subnet-rl.yaml"
+    log:
+        "results/logs/step_sparsity_table.log",
+    benchmark:
+        "results/benchmarks/step_sparsity_table.tsv"
+    script:
+        "../scripts/step_sparsity_table.py"

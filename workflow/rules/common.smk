@@ -251,6 +251,8 @@ CATEGORY = {
     "layers": "5. Rank and layers",
     "dynamics": "6. Dynamics",
     "dynamics_split": "6. Dynamics",
+    "step_sparsity": "6. Dynamics",
+    "step_sparsity_summary": "6. Dynamics",
     "data": "7. Data and ablations",
     "ablations": "7. Data and ablations",
     "precision": "7. Data and ablations",
@@ -287,7 +289,9 @@ def start_model_evaluations():
 
 
 def final_tables():
-    tables = ["sparsity", "subnetwork", "overlap", "rank", "layers", "ulp", "ulp_summary", *COMPARISON_TABLES] if RUNS else []
+    # step_sparsity tables: always, empty where no run records its steps (as dynamics without snapshots)
+    tables = ["sparsity", "subnetwork", "overlap", "rank", "layers", "ulp", "ulp_summary", *COMPARISON_TABLES,
+              "step_sparsity", "step_sparsity_summary"] if RUNS else []
     tables += ["pairs", "pairs_layers"] if PAIRS else []
     tables += ["start_models"] if START_EVALS else []
     return expand("results/tables/{table}.{ext}", table=tables, ext=["md", "csv", "tex"])

@@ -62,6 +62,8 @@ FIGURES: dict[str, FigureSpec] = {f.name: f for f in [
     FigureSpec("rank", ("rank",), "Update rank by module group", "rank:rank_heatmap"),
     FigureSpec("ulp", ("ulp", "ulp_summary"), "Update size in half bf16 ulps", "ulp:ulp_histogram"),
     FigureSpec("frontier", ("frontier",), "Sparsity against accuracy gain", "frontier:frontier_scatter"),
+    FigureSpec("step_sparsity", ("step_sparsity",), "Step-level sparsity (entries changed per step in bf16)",
+               "step_sparsity:step_sparsity_lines"),
 ]}
 
 

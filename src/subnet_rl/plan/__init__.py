@@ -34,6 +34,7 @@ from .terms import (
                      FUSED_HEAD,
                      HEAD_TILE_TOKENS,
                      HEAD_TILE_VOCAB,
+                     OPTIONAL_TERMS,
                      TERMS,
                      GiB,
                      Terms,
@@ -45,8 +46,8 @@ from .terms import (
 )
 
 __all__ = ["ASSUMED_LENGTHS", "CPU_TILE_TEMPORARIES", "CUDA_RUNTIME_BYTES", "EMBEDDED_DEFAULTS",
-           "EMBEDDED_SPECIAL_TOKENS", "FUSED_HEAD", "HEAD_TILE_TOKENS", "HEAD_TILE_VOCAB", "TERMS", "GiB",
-           "ModelShape", "PlanError", "RunPlan", "Terms", "assumed_lengths", "check_job", "check_plans",
+           "EMBEDDED_SPECIAL_TOKENS", "FUSED_HEAD", "HEAD_TILE_TOKENS", "HEAD_TILE_VOCAB", "OPTIONAL_TERMS", "TERMS",
+           "GiB", "ModelShape", "PlanError", "RunPlan", "Terms", "assumed_lengths", "check_job", "check_plans",
            "choose_sharding", "describe_shapes", "embedded_shape", "fixes", "format_table", "generation_batch",
            "model_shape", "plan_config", "plan_job", "plan_line", "plan_run", "plan_terms", "refusal",
            "safetensors_parameters", "shape_from_block", "shape_from_checkpoint", "shape_from_hf_config", "tokens",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .jobs import RunPlan
-from .terms import TERMS, GiB, Terms
+from .terms import OPTIONAL_TERMS, TERMS, GiB, Terms
 
 
 def job_key(plan: RunPlan) -> str:
@@ -54,16 +54,18 @@ def format_table(plans: Iterable[RunPlan]) -> str:
     """A table per training job: every term in GB (2^30 bytes), the total and whether it fits; below it, the
     lengths assumed for `auto` ones."""
     plans = list(plans)
-    header = ["run", "variant", "GPUs", "nodes", "sharding", *TERMS, "total", "fits"]
+    # an optional term gets a column when some job has it
+    columns = [*TERMS, *(t for t in OPTIONAL_TERMS if any(p.terms is not None and getattr(p.terms, t) for p in plans))]
+    header = ["run", "variant", "GPUs", "nodes", "sharding", *columns, "total", "fits"]
     rows = []
     for plan in plans:
         terms = plan.terms
         cells = [plan.run, plan.variant, str(plan.gpus), str(plan.nodes),
                  plan.chosen + (" (auto)" if plan.sharding == "auto" and plan.world > 1 else "")]
         if terms is None:
-            cells += ["?"] * len(TERMS) + ["unknown until fetched", "-"]
+            cells += ["?"] * len(columns) + ["unknown until fetched", "-"]
         else:
-            cells += [gb(v) for v in terms.as_dict().values()] + [gb(terms.total)]
+            cells += [gb(getattr(terms, t)) for t in columns] + [gb(terms.total)]
             cells.append("-" if plan.fits is None else "yes" if plan.fits else "NO")
         rows.append(cells)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

@@ -25,6 +25,12 @@ a bytes per activation: 2 with bf16 weights or autocast bf16, else 4; W = GPUs p
                P bytes, plus a start copy (P_decayed·w) of the parameters the optimizer decays when
                weight_decay > 0 (the Trainer does not decay biases and norm weights); see
                `subnetwork.SubnetworkMask`.
+- step_sparsity  runs with `step_sparsity` only: the recorder's bf16 copy of the weights, P·2 (of the local
+               shard under FSDP2; a replica's under DDP, where each rank counts its own). It compares at the
+               end of each step, after zero_grad has freed the gradients, chunk by chunk
+               (`step_sparsity.CHUNK` entries), so its temporaries are never near a peak. An optional term:
+               in `as_dict` (and the plan's table) only where a job has it, so a plan without it reads as
+               before.
 - reference    a frozen copy of the start model, P·w: DPO, KTO and Online DPO always (TRL loads one unless
                PEFT or precompute_ref_log_probs), GRPO and RLOO when kl_beta > 0; ORPO, SimPO, SFT never.
 - activations  tokens T = sequences x length per micro-batch (SFT, KTO: batch_size x max_length; DPO,
@@ -65,10 +71,10 @@ a bytes per activation: 2 with bf16 weights or autocast bf16, else 4; W = GPUs p
 - runtime      GPU jobs: 0.5 GiB for the CUDA context and cuBLAS workspaces (an estimate: not measured
                here, the machine has no GPU). CPU jobs: 0.
 
-FSDP2 divides weights, gradients, optimizer states, masks and the reference model by W; activations,
-logits and generation are per GPU whatever the sharding (batch_size is per device).
+FSDP2 divides weights, gradients, optimizer states, masks, the step-sparsity copy and the reference model by W;
+activations, logits and generation are per GPU whatever the sharding (batch_size is per device).
 
-Total = weights + optimizer + masks + reference + comm + vllm + runtime (held all along)
+Total = weights + optimizer + masks + step_sparsity + reference + comm + vllm + runtime (held all along)
         + the largest of three moments (measured: the peak of a small batch is the end of the backward):
           the start of the backward: activations + logits (+ gradients when gradient_accumulation_steps > 1:
             the earlier micro-steps' gradients are still there);
@@ -114,6 +120,8 @@ ASSUMED_LENGTHS = {"max_prompt_length": 32, "max_length": 64}
 
 TERMS = ("weights", "gradients", "optimizer", "masks", "reference", "comm", "vllm", "runtime", "activations",
          "logits", "generation")
+#: terms of optional observers, off by default: listed (in `as_dict`, the plan's table) only where non-zero.
+OPTIONAL_TERMS = ("step_sparsity",)
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,7 @@ class Terms:
     gradients: int = 0
     optimizer: int = 0
     masks: int = 0
+    step_sparsity: int = 0
     reference: int = 0
     comm: int = 0
     vllm: int = 0
@@ -138,7 +147,8 @@ class Terms:
     @property
     def static(self) -> int:
         """What is held for the whole job."""
-        return self.weights + self.optimizer + self.masks + self.reference + self.comm + self.vllm + self.runtime
+        return (self.weights + self.optimizer + self.masks + self.step_sparsity + self.reference + self.comm
+                + self.vllm + self.runtime)
 
     @property
     def backward_start(self) -> int:
@@ -161,7 +171,9 @@ class Terms:
         return max(moments, key=moments.__getitem__)
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in TERMS}
+        """Every term of `TERMS`, and each optional term the job has."""
+        return {**{name: getattr(self, name) for name in TERMS},
+                **{name: getattr(self, name) for name in OPTIONAL_TERMS if getattr(self, name)}}
 
 
 def uses_reference(spec: RunSpec) -> bool:
@@ -231,6 +243,7 @@ def plan_terms(spec: RunSpec, shape: ModelShape, *, world: int = 1, sharding: st
     masks = 0
     if subnetwork:
         masks = (P + decayed) // shards
+    step_sparsity = P * 2 // shards if spec.step_sparsity else 0
     reference = P * w // shards if uses_reference(spec) else 0
     comm = 0
     if world > 1:
@@ -264,7 +277,8 @@ def plan_terms(spec: RunSpec, shape: ModelShape, *, world: int = 1, sharding: st
                 share = spec.vllm_gpu_memory_utilization
                 vllm = int(share * gpu_mem_gb * GiB) if gpu_mem_gb is not None else P * 2 + cache
             generation = 0
-    return Terms(weights=weights, gradients=gradients, optimizer=optimizer, masks=masks, reference=reference,
+    return Terms(weights=weights, gradients=gradients, optimizer=optimizer, masks=masks, step_sparsity=step_sparsity,
+                 reference=reference,
                  comm=comm, vllm=vllm, runtime=CUDA_RUNTIME_BYTES if device == "gpu" else 0,
                  activations=activations, logits=logits, generation=generation,
                  accumulation=spec.gradient_accumulation_steps,
