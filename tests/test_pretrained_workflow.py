@@ -137,8 +137,11 @@ def test_the_real_configs_analyses_reach_their_tables_findings_and_report(pretra
     findings = pd.read_csv(pretrained_run / "results" / "findings.csv").set_index("claim")
     assert findings.loc["matched-gain", "verdict"] in {"holds", "does not hold", "not measured"}
     assert findings.loc["matched-gain", "evidence"]
+    steps = _table(pretrained_run, "step_sparsity")
+    assert set(steps["run"]) == {*KEPT, "dpo-prefs"} and set(steps["step"]) == {1, 2}  # training.step_sparsity: true
+    assert steps["% changed"].between(0.0, 100.0).all() and (steps["% changed"] > 0).any()
     html = (pretrained_run / "report.html").read_text()
-    for figure in ("frontier", "ulp"):
+    for figure in ("frontier", "ulp", "step_sparsity"):
         assert f"{figure}.png" in html
     assert "findings.md" in html
 

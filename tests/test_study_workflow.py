@@ -57,6 +57,12 @@ def test_off_policy_pairs_are_less_likely_under_the_start_model(study):
     assert set(data["run"]) == {"dpo-on", "dpo-off"}
     for side in ("chosen_logp", "rejected_logp"):
         assert data.loc["off_policy", side] < data.loc["on_policy", side]
+    # Each arm says what it learned; the off-policy arm is also scored on the answer form its pairs teach.
+    assert set(data["outcome"]) <= {"learned", "learned another target", "lost accuracy", "no change beyond noise"}
+    assert 0.0 <= data.loc["off_policy", "target_accuracy_after"] <= 100.0
+    assert pd.isna(data.loc["on_policy", "target_accuracy_after"])
+    frontier = table(study, "frontier")
+    assert set(frontier["run"]) == set(table(study, "sparsity")["run"]) - {"sft-from-init"}
 
 
 def test_matched_comparisons_are_found_in_the_config(study):
