@@ -11,25 +11,19 @@ from safetensors.torch import load_file
 
 from subnet_rl.algorithms import ALGORITHMS
 from subnet_rl.config import RunSpec
-from subnet_rl.data import synthetic_addition, write_dataset
-from subnet_rl.models import TinyModelSpec, build_char_tokenizer, build_tiny_model, save_checkpoint
-from subnet_rl.tasks import addition as task
 from subnet_rl.training import build_trainer, train
+from test_training import setup as training_setup  # noqa: F401  (a fixture)
 
-SMALL = TinyModelSpec(hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2, num_kv_heads=1)
 #: a chat template over the character tokenizer (role names are outside its alphabet: one <unk> a character)
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}:{{ m['content'] }}{% endfor %}"
                  "{% if add_generation_prompt %}assistant:{% endif %}")
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("auto-lengths")
-    tokenizer = build_char_tokenizer(task.ALPHABET)
-    save_checkpoint(build_tiny_model(SMALL, tokenizer, seed=0), tokenizer, root / "start")
-    paths = {"train": root / "train.parquet", "test": root / "test.parquet"}
-    write_dataset(synthetic_addition(2, 64, 8, seed=0), paths)
-    return root, paths["train"]
+def setup(training_setup):
+    """test_training's tiny start checkpoint and addition data."""
+    root, train_file, *_ = training_setup
+    return root, train_file
 
 
 def _spec(algorithm, **kw):
