@@ -91,3 +91,17 @@ def test_the_threshold_applies_to_the_noise_band():
     tables = _tables({**SFT, "grpo-a": (_spec("grpo-a", "grpo", 1e-5), 0.50, 50.0)})
     verdict = lambda t: compute_findings(tables, CRITERION, {"matched-gain": t}).set_index("claim").loc["matched-gain", "verdict"]  # noqa: E731
     assert (verdict(15.0), verdict(20.0)) == (HOLDS, FAILS)
+
+
+def test_the_figure_fills_compared_rl_runs_and_leaves_set_aside_ones_hollow():
+    import matplotlib.colors as mcolors
+
+    from subnet_rl.figures.frontier import frontier_scatter
+
+    runs = {**SFT, "grpo-ok": (_spec("grpo-ok", "grpo", 1e-5), 0.50, 50.0),
+            "grpo-far": (_spec("grpo-far", "grpo", 1e-3), 0.80, 99.0)}
+    fig = frontier_scatter(_tables(runs), sorted(runs))
+    faces = {bars.get_label(): mcolors.to_hex(bars.lines[0].get_markerfacecolor())  # errorbar: (data line, ...)
+             for ax in fig.axes for bars in ax.containers if bars.get_label().startswith("grpo")}
+    assert faces["grpo-far (grpo)"] == "#ffffff" and faces["grpo-ok (grpo)"] != "#ffffff"
+    assert frontier_scatter({}, []) is None  # no frontier table: the placeholder's case

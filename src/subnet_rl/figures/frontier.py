@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
 from matplotlib.figure import Figure
 
 from ..frontier import sft_curve
@@ -24,9 +25,9 @@ def frontier_scatter(tables: Tables, runs: Sequence[str]) -> Figure | None:
     df = numeric_columns(frontier, ["gain", "gain_se", "sparsity"])
     if df.empty:
         return None
-    df = df.assign(rl=df["rl"].astype(str).str.lower() == "true",
-                   compared=df.get("sft_sparsity_at_gain", float("nan")).notna() if "sft_sparsity_at_gain" in df
-                   else False)
+    compared = (pd.to_numeric(df["sft_sparsity_at_gain"], errors="coerce").notna() if "sft_sparsity_at_gain" in df
+                else False)
+    df = df.assign(rl=df["rl"].astype(str).str.lower() == "true", compared=compared)
     colours, groups = run_colours(runs), sorted(df["group"].astype(str).unique())
     rows, cols = panel_grid(len(groups), max_cols=2)
     fig = Figure(figsize=(6.2 * cols, 4.6 * rows), layout="constrained")
