@@ -106,3 +106,21 @@ def test_download_snapshot_records_the_resolved_commit_offline(tiny_checkpoint, 
     record_file = tmp_path / "record.json"
     record_file.write_text(json.dumps(record))
     assert Checkpoint(record_file).entries  # the diff engine follows download records
+
+
+def test_a_seeded_hub_cache_answers_the_hub_id_offline(tiny_checkpoint, tmp_path, offline_hub):
+    """seed_hub_cache puts a local folder where snapshot_download looks for the id: fetched offline, with the
+    commit it was seeded under; a second seed of the same commit, or a commit that is no hash, is refused."""
+    from subnet_rl.hub_checkpoints import seed_hub_cache
+
+    commit = "feed" * 10
+    snapshot = seed_hub_cache(tiny_checkpoint, "org/seeded", tmp_path / "cache", commit)
+    assert snapshot == tmp_path / "cache" / "models--org--seeded" / "snapshots" / commit
+    info = fetch_pretrained("hub", "org/seeded", tmp_path / "out", cache_dir=str(tmp_path / "cache"))
+    assert info == {"source": "hub", "name": "org/seeded", "revision": commit}
+    model, _ = load_checkpoint(tmp_path / "out")
+    assert model.config.hidden_size == SMALL.hidden_size
+    with pytest.raises(FileExistsError):
+        seed_hub_cache(tiny_checkpoint, "org/seeded", tmp_path / "cache", commit)
+    with pytest.raises(ValueError, match="40 lowercase hex"):
+        seed_hub_cache(tiny_checkpoint, "org/other", tmp_path / "cache", "main")
