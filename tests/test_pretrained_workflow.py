@@ -46,7 +46,7 @@ PROBLEMS = [
 REAL = REPO / "config" / "real.yaml"
 #: the runs of config/real.yaml the trimmed copy keeps: GRPO and SFT at two learning rates on one frontier,
 #: the bf16 arm and the SGD arm (each matched with grpo-lr1e-5-s1).
-KEPT = ("grpo-lr1e-5-s1", "sft-lr1e-6-s1", "sft-lr1e-4-s1", "grpo-bf16", "grpo-sgd")
+KEPT = ("grpo-lr1e-5-s1", "sft-lr3e-6-s1", "sft-lr3e-5-s1", "grpo-bf16", "grpo-sgd")
 STANDIN_COMMIT = "7e57000000000000000000000000000000000000"
 
 
@@ -105,15 +105,15 @@ def test_the_hub_model_is_fetched_by_the_workflows_download_code(pretrained_run)
 def test_pretrained_study_tables(pretrained_run):
     sparsity = _table(pretrained_run, "sparsity").set_index("run")
     assert set(sparsity.index) == {*KEPT, "dpo-prefs"}  # no warmup: no SFT-from-init row
-    assert sparsity.loc["grpo-lr1e-5-s1", "signal"] == "reward" and sparsity.loc["sft-lr1e-4-s1", "signal"] == "loss"
+    assert sparsity.loc["grpo-lr1e-5-s1", "signal"] == "reward" and sparsity.loc["sft-lr3e-5-s1", "signal"] == "loss"
     assert sparsity[["signal_start", "signal_end"]].notna().all().all()
     # SFT at lr 1e-4 for 2 steps on a 135M model moves entries; its sparsity is a real number below 100%.
-    assert sparsity.loc["sft-lr1e-4-s1", "sparsity exact"] < 100.0
+    assert sparsity.loc["sft-lr3e-5-s1", "sparsity exact"] < 100.0
     # Nothing makes this sparsity meaningless; the accuracy is flagged exactly when too many completions were cut.
-    warning = sparsity.loc["sft-lr1e-4-s1", "warning"]
+    warning = sparsity.loc["sft-lr3e-5-s1", "warning"]
     warning = "" if pd.isna(warning) else warning
     assert "no learning signal" not in warning and "no entry changed" not in warning
-    cut = sparsity.loc["sft-lr1e-4-s1", ["clipped_before", "clipped_after"]].max() > 10.0  # max_clipped_share 0.1
+    cut = sparsity.loc["sft-lr3e-5-s1", ["clipped_before", "clipped_after"]].max() > 10.0  # max_clipped_share 0.1
     assert ("clipped at evaluate.max_new_tokens" in warning) == cut
     assert set(sparsity["outcome"]) <= {"learned", "lost accuracy", "no change beyond noise"}
     assert list(_table(pretrained_run, "subnetwork")["run"]) == ["grpo-lr1e-5-s1"]
@@ -130,7 +130,7 @@ def test_the_real_configs_analyses_reach_their_tables_findings_and_report(pretra
     assert fp32["versus_sft"] in {"sparser", "denser", "within noise", "did not learn", "outside the SFT gains"}
     assert frontier.loc["grpo-bf16", "versus_sft"] == "no SFT run"
     summary = _table(pretrained_run, "ulp_summary").set_index("run")
-    assert summary.loc["sft-lr1e-4-s1", "below half-ulp (%)"] <= 100.0 and summary.loc["grpo-bf16", "note"]
+    assert summary.loc["sft-lr3e-5-s1", "below half-ulp (%)"] <= 100.0 and summary.loc["grpo-bf16", "note"]
     ablations = _table(pretrained_run, "ablations")
     assert set(ablations.loc[ablations["knob"] == "optimizer", "run"]) == {"grpo-lr1e-5-s1", "grpo-sgd"}
     assert set(_table(pretrained_run, "precision")["run"]) == {"grpo-lr1e-5-s1", "grpo-bf16"}
@@ -147,7 +147,7 @@ def test_the_real_configs_analyses_reach_their_tables_findings_and_report(pretra
 
 
 def test_tied_embedding_counted_once(pretrained_run):
-    diff = pd.read_parquet(pretrained_run / "results" / "diff" / "full" / "sft-lr1e-4-s1.parquet")
+    diff = pd.read_parquet(pretrained_run / "results" / "diff" / "full" / "sft-lr3e-5-s1.parquet")
     params = diff[diff["role"] == "param"] if "role" in diff else diff
     assert int(params["numel"].sum()) == PARAMETERS
     assert not params["name"].str.startswith("lm_head").any()
@@ -180,11 +180,11 @@ def test_auto_lengths_are_measured_through_the_chat_template(smollm2, pretrained
     prompt = max(tokens(list(p), prompt=True) for p in train["prompt"])
     full = max(tokens([*p, {"role": "assistant", "content": a}]) for p, a in zip(train["prompt"], train["answer"]))
     checkpoints = pretrained_run / "results" / "checkpoints" / "full"
-    for run, expected in [("grpo-lr1e-5-s1", prompt + 8), ("sft-lr1e-4-s1", full)]:
+    for run, expected in [("grpo-lr1e-5-s1", prompt + 8), ("sft-lr3e-5-s1", full)]:
         record = json.loads((checkpoints / run / "training.json").read_text())
         assert record["lengths"]["max_prompt_length"] == {"setting": "auto", "value": prompt, "longest": prompt}
         assert record["lengths"]["max_length"]["value"] == expected, run
-    sft = json.loads((checkpoints / "sft-lr1e-4-s1" / "training.json").read_text())
+    sft = json.loads((checkpoints / "sft-lr3e-5-s1" / "training.json").read_text())
     assert sft["environment"]["training_arguments"]["max_length"] == sft["lengths"]["max_length"]["value"]
     assert 32 < prompt  # the old default would have stopped these chat prompts
 

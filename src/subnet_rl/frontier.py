@@ -37,7 +37,11 @@ COLUMNS = ["group", "run", "algorithm", "rl", "lr", "steps", "seed", "precision"
 
 
 def _group_label(spec: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {spec.get(k)}" for k in FRONTIER_KEYS)
+    """The group's settings, short: "start, arithmetic, fp32, adamw, wd 0" (", eval <dataset>" when it differs)."""
+    data = spec.get("dataset") + ("" if spec.get("eval_dataset") in (None, spec.get("dataset"))
+                                  else f" (eval {spec.get('eval_dataset')})")
+    return (f"{spec.get('model')}, {data}, {spec.get('precision')}, {spec.get('optimizer')}, "
+            f"wd {float(spec.get('weight_decay', 0.0)):g}")
 
 
 def sft_curve(sft: pd.DataFrame) -> pd.DataFrame:

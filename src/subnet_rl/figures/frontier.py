@@ -52,5 +52,5 @@ def frontier_scatter(tables: Tables, runs: Sequence[str]) -> Figure | None:
         ax.legend(fontsize=7)
     for ax in axes[len(groups):]:
         ax.set_axis_off()
-    fig.suptitle("Sparsity against accuracy gain: RL (filled: compared with SFT at its gain) and SFT")
+    fig.suptitle("Sparsity vs accuracy gain (RL filled: compared with SFT at its gain)", fontsize=10)
     return fig
