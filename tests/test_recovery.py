@@ -22,7 +22,8 @@ def test_killed_training_job_is_rerun_and_nothing_else(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(configfile), "--cores", "1"]
+           "--configfile", str(configfile), "--cores", "1",
+           "results/checkpoints/full/grpo-b"]  # its upstream jobs only: grpo-b starts as soon as they are done
     proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=local_env(),
                             start_new_session=True)
     log = work / "results" / "logs" / "train" / "full" / "grpo-b.log"

@@ -198,7 +198,7 @@ def test_html_report_opens_in_a_browser_with_findings_first_and_every_figure(com
     html = report.read_text()
     figures = sorted((completed_run / "results" / "figures").glob("*.png"))
     assert {f.stem for f in figures} == {"sparsity_vs_tolerance", "overlap", "accuracy", "layers", "dynamics",
-                                         "precision", "rank", "ulp", "step_sparsity"}
+                                         "precision", "rank", "ulp", "step_sparsity", "frontier"}
     for figure in figures:
         assert figure.stem + ".png" in html, f"{figure.name} is not in the report"
         shown = tmp_path / f"{figure.stem}-in-chromium.png"
