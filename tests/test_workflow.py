@@ -62,11 +62,6 @@ def finished_run(tmp_path_factory, name: str, configfile: Path = TEST_CONFIG) ->
     return workdir
 
 
-@pytest.fixture(scope="module")
-def completed_run(tmp_path_factory):
-    return finished_run(tmp_path_factory, "e2e")
-
-
 def test_tables_hold_real_numbers(completed_run):
     tables = completed_run / "results" / "tables"
     sparsity = pd.read_csv(tables / "sparsity.csv")
