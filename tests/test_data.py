@@ -165,3 +165,22 @@ def test_synthetic_arithmetic_refuses_more_problems_than_exist():
     with pytest.raises(ValueError, match="number only 100; n_train \\+ n_test = 101"):
         build_dataset({"source": "synthetic", "task": "gsm8k", "digits": 1, "operations": ["+"], "n_train": 100,
                        "n_test": 1}, "small")
+
+
+@pytest.mark.parametrize("spec", [
+    {"task": "gsm8k", "digits": 2, "second_digits": 1, "operations": ["+", "-"]},
+    {"task": "gsm8k", "digits": 1, "second_digits": 2, "operations": ["-"]},
+    {"task": "gsm8k", "digits": 1, "operations": ["+"]},
+])
+def test_the_config_check_counts_the_generators_problems(spec):
+    """The parse-time count equals the problems the generator lists, and one problem more is refused there."""
+    from subnet_rl.config.checks import check_references
+    from subnet_rl.tasks.arithmetic import all_problems, problem_count
+
+    operations = tuple(spec["operations"])
+    count = problem_count(spec["digits"], spec.get("second_digits", spec["digits"]), operations)
+    assert count == len(all_problems(spec["digits"], spec.get("second_digits", spec["digits"]), operations))
+    dataset = {"source": "synthetic", **spec, "n_train": count - 1, "n_test": 1}
+    check_references({"datasets": {"arith": dataset}})
+    with pytest.raises(ValueError, match=f"datasets.arith: n_train \\+ n_test = {count + 1}, and its digits give only {count}"):
+        check_references({"datasets": {"arith": {**dataset, "n_test": 2}}})

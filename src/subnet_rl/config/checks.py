@@ -50,6 +50,8 @@ def _check_dataset(name: str, dataset: dict[str, Any]) -> None:
         offers = f"it offers {list(task.rewards)}" if task.rewards else "it scores nothing: leave `reward` out"
         raise ValueError(f"datasets.{name}.reward: task {task.name!r} has no {reward!r} reward; {offers}")
     columns = dataset.get("columns", {})
+    if dataset["source"] == "synthetic":
+        _check_synthetic_size(name, dataset)
     if dataset["source"] == "hub":
         unmapped = [c for c in task.required_columns if c not in columns]
         if unmapped:
@@ -69,6 +71,23 @@ def _check_dataset(name: str, dataset: dict[str, Any]) -> None:
                                  f"looked up as {sorted(missing.values())} in {file}, which has {sorted(present)}; "
                                  "map them with `columns: {ours: theirs}`")
         _check_parquet_rows(name, dataset)
+
+
+def _check_synthetic_size(name: str, dataset: dict[str, Any]) -> None:
+    """A synthetic dataset draws distinct problems: asking for more than its digits allow fails here, not in
+    the dataset job."""
+    from ..tasks import arithmetic
+
+    digits = dataset["digits"]
+    if dataset_task(dataset) == "gsm8k":
+        operations = tuple(dataset.get("operations", arithmetic.OPERATIONS))
+        available = arithmetic.problem_count(digits, dataset.get("second_digits", digits), operations)
+    else:
+        available = (10 ** digits) ** 2
+    wanted = dataset["n_train"] + dataset["n_test"]
+    if wanted > available:
+        raise ValueError(f"datasets.{name}: n_train + n_test = {wanted}, and its digits give only {available} "
+                         "distinct problems; lower n_train/n_test or raise digits")
 
 
 def _check_parquet_rows(name: str, dataset: dict[str, Any]) -> None:

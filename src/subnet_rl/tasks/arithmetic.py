@@ -30,6 +30,15 @@ def all_problems(digits: int, second_digits: int, operations: tuple[str, ...]) -
             if op == "+" or a >= b]
 
 
+def problem_count(digits: int, second_digits: int, operations: tuple[str, ...]) -> int:
+    """How many distinct problems `all_problems` holds, counted without listing them (the config check)."""
+    first, second = 10 ** digits, 10 ** second_digits
+    total = first * second if "+" in operations else 0
+    if "-" in operations:  # pairs with a >= b
+        total += sum(max(0, first - b) for b in range(min(first, second)))
+    return total
+
+
 def problem_row(a: int, operation: str, b: int) -> dict[str, str]:
     """The question (with its instruction) and the worked answer ending in `#### <number>`."""
     value = _value(a, operation, b)
