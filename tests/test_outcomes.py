@@ -94,3 +94,17 @@ def test_no_caution_when_every_arm_learned():
     tables["sparsity"].loc[tables["sparsity"]["run"] == "dpo-learn-off", "outcome"] = LEARNED
     tables["data"] = data_table(_specs(), tables["sparsity"], CRITERION, {})
     assert "caution" not in compute_findings(tables, CRITERION).set_index("claim").loc["in-distribution", "evidence"]
+
+
+def test_an_arm_that_learned_nothing_visible_is_named_too():
+    """A pair of runs that both changed nothing beyond the noise (bf16 weights, SGD at a small lr) compares
+    sparsities that say nothing about learning: the caution names both arms."""
+    tables = _collapsed_off_policy_tables(None)
+    sparsity = tables["sparsity"]
+    for run in ("grpo-learn-fp32", "sft-learn-fp32"):
+        sparsity.loc[sparsity["run"] == run, ["accuracy_after", "outcome"]] = [40.0, UNCHANGED]
+    tables["controls"] = controls_table(_specs(), sparsity, CRITERION)
+    evidence = compute_findings(tables, CRITERION).set_index("claim").loc["matched-control", "evidence"]
+    assert evidence.startswith("caution: 2/5 comparisons rest on an arm that did not learn the task")
+    assert "grpo-learn-fp32 no change beyond noise (40.0% -> 40.0%)" in evidence
+    assert "sft-learn-fp32 no change beyond noise (40.0% -> 40.0%)" in evidence

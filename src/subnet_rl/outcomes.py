@@ -27,8 +27,9 @@ UNKNOWN = "not measured"
 #: teach, before and after training (NaN for runs on other data).
 TARGET_COLUMNS = ("target_accuracy_before", "target_accuracy_before_se", "target_accuracy_after",
                   "target_accuracy_after_se")
-#: outcomes that make an arm a poor witness in a comparison of sparsity between learning runs.
-DOUBTFUL = frozenset({OTHER_TARGET, LOST})
+#: outcomes that make an arm a poor witness in a comparison of sparsity between learning runs: it lost the task,
+#: learned another target, or learned nothing the test set can see (bf16 weights or SGD at a small lr).
+DOUBTFUL = frozenset({OTHER_TARGET, LOST, UNCHANGED})
 
 
 def _gain(before: float, before_se: float, after: float, after_se: float) -> str:

@@ -85,9 +85,9 @@ def is_rl(df: pd.DataFrame) -> pd.Series:
 
 
 def weak_arms(df: pd.DataFrame, run: str = "run", prefix: str = "") -> list[str]:
-    """Per row of a comparison table, the arm it holds if that arm lost accuracy or learned another target
-    (`outcomes.DOUBTFUL`), described with its accuracies; "" for an arm that learned, changed nothing beyond
-    the noise, or has no `outcome` column (an older table: nothing is claimed about it)."""
+    """Per row of a comparison table, the arm it holds if that arm did not learn the task (`outcomes.DOUBTFUL`:
+    lost accuracy, learned another target, or no change beyond the noise), described with its accuracies; ""
+    for an arm that learned, or with no `outcome` column (an older table: nothing is claimed about it)."""
     column = f"{prefix}outcome"
     if column not in df:
         return [""] * len(df)
