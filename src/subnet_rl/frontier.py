@@ -79,10 +79,10 @@ def _range_over(curve: pd.DataFrame, low: float, high: float) -> tuple[float, fl
     return min(values), max(values)
 
 
-def versus_sft(row: dict[str, Any], curve: pd.DataFrame, margin: float = 0.0) -> dict[str, Any]:
+def versus_sft(row: dict[str, Any], curve: pd.DataFrame) -> dict[str, Any]:
     """An RL run against its group's SFT curve: the curve's sparsity at the run's gain, its range within the
-    gain's noise, the SFT points either side, and whether the run is sparser (by more than `margin` points)
-    beyond that noise, denser, within noise, or set aside."""
+    gain's noise, the SFT points either side, and whether the run is sparser than that whole range, denser,
+    within it, or set aside. A claim's margin is applied by the claim (`findings`), not here."""
     empty = {"sft_sparsity_at_gain": math.nan, "sft_sparsity_low": math.nan, "sft_sparsity_high": math.nan,
              "sft_between": ""}
     if curve.empty:
@@ -94,13 +94,12 @@ def versus_sft(row: dict[str, Any], curve: pd.DataFrame, margin: float = 0.0) ->
         return {**empty, "versus_sft": OUTSIDE}
     noise = NOISE_Z * row["gain_se"]
     low, high = _range_over(curve, row["gain"] - noise, row["gain"] + noise)
-    verdict = SPARSER if row["sparsity"] > high + margin else DENSER if row["sparsity"] < low + margin else WITHIN
+    verdict = SPARSER if row["sparsity"] > high else DENSER if row["sparsity"] < low else WITHIN
     return {"sft_sparsity_at_gain": at, "sft_sparsity_low": low, "sft_sparsity_high": high,
             "sft_between": _between(curve, row["gain"]), "versus_sft": verdict}
 
 
-def frontier_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str, margin: float = 0.0
-                   ) -> pd.DataFrame:
+def frontier_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: str) -> pd.DataFrame:
     """One row per run (the warmup aside): its group, gain in points with its standard error, outcome and
     sparsity under `criterion`; an RL run also its comparison with the SFT curve of its group (`versus_sft`)."""
     column = f"sparsity {criterion}"
@@ -125,7 +124,7 @@ def frontier_table(specs: dict[str, dict], sparsity: pd.DataFrame, criterion: st
     for _, group in table.groupby("group", sort=True):
         curve = sft_curve(group[~group["rl"]])
         for row in group.sort_values(["rl", "algorithm", "lr", "seed", "run"]).to_dict("records"):
-            out.append({**row, **(versus_sft(row, curve, margin) if row["rl"] else
+            out.append({**row, **(versus_sft(row, curve) if row["rl"] else
                                   {"sft_sparsity_at_gain": math.nan, "sft_sparsity_low": math.nan,
                                    "sft_sparsity_high": math.nan, "sft_between": "", "versus_sft": ""})})
     return pd.DataFrame(out, columns=COLUMNS)
